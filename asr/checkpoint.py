@@ -1,0 +1,84 @@
+"""Self-describing model bundles and resumable training checkpoints.
+
+A bundle is one file holding everything needed to transcribe: the run config, the token
+list, the feature normalization statistics and the weights. It loads with
+`torch.load(..., weights_only=True)` and nothing else.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from asr.atomic import save_torch_atomic
+from asr.config import RunConfig, from_dict, to_dict
+from asr.errors import AsrError
+from asr.features import FeatureStats
+from asr.model import AcousticModel
+from asr.tokenizer import CharTokenizer
+
+BUNDLE_FORMAT = "asr-bundle/1"
+
+
+@dataclass
+class Bundle:
+    config: RunConfig
+    tokenizer: CharTokenizer
+    stats: FeatureStats
+    model: AcousticModel
+    info: dict  # free-form provenance: epoch, dev WER, parameter count, ...
+
+
+def build_model(cfg: RunConfig, n_tokens: int) -> AcousticModel:
+    return AcousticModel(cfg.model, cfg.features.n_mels, n_tokens)
+
+
+def bundle_dict(
+    cfg: RunConfig, tokenizer: CharTokenizer, stats: FeatureStats, model: torch.nn.Module, info: dict
+) -> dict:
+    return {
+        "format": BUNDLE_FORMAT,
+        "config": to_dict(cfg),
+        "tokens": list(tokenizer.tokens),
+        "stats": stats.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "info": dict(info),
+    }
+
+
+def save_bundle(path: str | Path, **parts) -> None:
+    save_torch_atomic(bundle_dict(**parts), path)
+
+
+def load_checkpoint_file(path: str | Path) -> dict:
+    """torch.load with weights_only=True, turning every failure into a one-line AsrError."""
+    path = Path(path)
+    if not path.is_file():
+        raise AsrError(f"{path}: no such model file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AsrError(f"{path}: not a readable model file ({first})") from None
+    if not isinstance(data, dict):
+        raise AsrError(f"{path}: not an asr model file")
+    return data
+
+
+def bundle_from_dict(data: dict, where: str) -> Bundle:
+    if data.get("format") != BUNDLE_FORMAT:
+        raise AsrError(f"{where}: not an asr model bundle (format {data.get('format')!r})")
+    cfg = from_dict(RunConfig, data["config"], where=f"{where}: config")
+    tokenizer = CharTokenizer(data["tokens"])
+    model = build_model(cfg, len(tokenizer))
+    model.load_state_dict(data["model"])
+    model.eval()
+    return Bundle(cfg, tokenizer, FeatureStats.from_dict(data["stats"]), model, data.get("info", {}))
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    return bundle_from_dict(load_checkpoint_file(path), str(path))

@@ -1,0 +1,147 @@
+"""The `asr` command: prepare, train, evaluate, transcribe.
+
+Errors caused by input (missing or corrupt files, bad manifest lines, bad options) are
+printed as one line naming the file, with a non-zero exit status and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from asr import __version__
+from asr.errors import AsrError
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from asr.corpora.an4 import ENV_VAR, download_an4, prepare_an4
+
+    if args.corpus != "an4":
+        raise AsrError(f"unknown corpus {args.corpus!r} (available: an4)")
+    out = Path(args.out)
+    t0 = time.time()
+    root = download_an4(args.source, out)
+    report = prepare_an4(root, out / "manifests")
+    for line in report.lines():
+        print(line)
+    print(f"AN4 from {root} prepared in {out / 'manifests'} ({time.time() - t0:.1f}s)"
+          + ("" if args.source else f" [source: --source or ${ENV_VAR} or download]"))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from asr.config import load_config
+    from asr.manifest import read_manifest
+    from asr.train import train
+
+    cfg = load_config(args.config, args.set)
+    train_utts = read_manifest(args.train)
+    dev_utts = read_manifest(args.dev)
+    path = train(cfg, train_utts, dev_utts, args.exp, resume=args.resume, device=args.device,
+                 progress=not args.no_progress)
+    print(f"best model: {path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from asr.checkpoint import load_bundle
+    from asr.evaluate import evaluate_manifest
+    from asr.manifest import read_manifest
+    from asr.train import pick_device
+
+    bundle = load_bundle(args.model)
+    utts = read_manifest(args.manifest)
+    t0 = time.time()
+    summary = evaluate_manifest(bundle, utts, args.out, pick_device(args.device),
+                                title=f"{args.manifest} decoded with {args.model}")
+    elapsed = time.time() - t0
+    audio = sum(u.duration for u in utts)
+    print(summary.table(f"{args.manifest} ({len(utts)} utterances, {audio:.0f}s of audio)"), end="")
+    print(f"decoding took {elapsed:.1f}s (real-time factor {elapsed / audio:.4f}); report in {args.out}")
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from asr.checkpoint import load_bundle
+    from asr.train import pick_device
+    from asr.transcribe import default_model_path, frame_seconds, transcribe_file
+
+    bundle = load_bundle(args.model or default_model_path())
+    device = pick_device(args.device)
+    failed = 0
+    for path in args.files:
+        try:
+            hyp = transcribe_file(bundle, path, device)
+        except AsrError as e:
+            print(f"asr: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            step = frame_seconds(bundle)
+            print(json.dumps({
+                "file": str(path), "text": hyp.text, "score": round(hyp.score, 4),
+                "token_times": [round(t * step, 3) for t in hyp.timesteps],
+            }))
+        elif len(args.files) == 1:
+            print(hyp.text)
+        else:
+            print(f"{path}\t{hyp.text}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
+    p.add_argument("--version", action="version", version=f"asr {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("prepare", help="extract or download a corpus and write its manifests")
+    s.add_argument("corpus", help="corpus name (an4)")
+    s.add_argument("--source", help="local archive or extracted folder (default: $ASR_AN4_SOURCE, else download)")
+    s.add_argument("--out", required=True, help="working folder, e.g. data/an4")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("train", help="train an acoustic model with CTC")
+    s.add_argument("--train", required=True, help="training manifest (JSONL)")
+    s.add_argument("--dev", required=True, help="dev manifest for model selection (JSONL)")
+    s.add_argument("--exp", required=True, help="experiment folder for checkpoints and logs")
+    s.add_argument("--config", help="YAML file of overrides (sections: features, augment, model, train, decode)")
+    s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override one config field, e.g. --set train.epochs=10 (repeatable)")
+    s.add_argument("--resume", action="store_true", help="continue from the latest epoch checkpoint")
+    s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="decode a manifest and write a WER/CER report")
+    s.add_argument("--model", required=True, help="model bundle (model.pt)")
+    s.add_argument("--manifest", required=True, help="manifest to decode (JSONL)")
+    s.add_argument("--out", required=True, help="report folder")
+    s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("transcribe", help="print the transcript of audio files")
+    s.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format soundfile reads)")
+    s.add_argument("--model", help="model bundle (default: $ASR_MODEL, else the AN4 recipe's model)")
+    s.add_argument("--json", action="store_true", help="one JSON object per file")
+    s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    s.set_defaults(func=cmd_transcribe)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AsrError as e:
+        print(f"asr: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("asr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Configuration: one frozen dataclass per component, nested in `RunConfig`.
+
+A recipe's YAML file holds overrides only; `--set section.field=value` overrides are
+parsed and type-checked against the dataclass fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asr.errors import AsrError
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    sample_rate: int = 16000
+    n_mels: int = 80
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_fft: int = 512
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation (never applied at evaluation)."""
+
+    n_freq_masks: int = 2
+    freq_mask_width: int = 27  # at most this many mel bins per mask
+    n_time_masks: int = 2
+    time_mask_width: int = 40  # at most this many frames per mask
+    time_mask_ratio: float = 0.05  # ... and at most this fraction of the utterance
+    speed_factors: tuple[float, ...] = ()  # e.g. (0.9, 1.0, 1.1); empty = off
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    subsampling: str = "conv"  # "conv" (two strided 3x3 conv2d) or "stack" (frame stacking)
+    subsampling_factor: int = 4  # 2 or 4 (conv); 2, 3 or 4 (stack)
+    conv_channels: int = 32
+    rnn_type: str = "lstm"  # "lstm" or "gru"
+    n_layers: int = 3
+    hidden_size: int = 256  # per direction
+    bidirectional: bool = True
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 40
+    max_batch_frames: int = 12000  # feature frames per batch (bucketed by length)
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 200
+    final_lr_ratio: float = 0.02  # cosine decay ends at lr * this
+    grad_clip: float = 5.0
+    seed: int = 1234
+    num_workers: int = 0
+    keep_checkpoints: int = 2  # epoch checkpoints kept on disk (best is kept apart)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    method: str = "greedy"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+def to_dict(cfg: Any) -> dict:
+    """A plain dict of builtins (tuples become lists), safe for YAML, JSON and torch.save."""
+    return _plain(dataclasses.asdict(cfg))
+
+
+def from_dict(cls: type, data: dict, where: str = "config") -> Any:
+    """Build dataclass `cls` from a (possibly partial) nested dict, checking names and types."""
+    if not isinstance(data, dict):
+        raise AsrError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise AsrError(f"{where}: unknown key '{key}' (known: {', '.join(fields)})")
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = from_dict(type(default), value, f"{where}.{key}")
+        else:
+            kwargs[key] = _coerce(value, default, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Defaults, then the YAML file at `path` (if any), then `section.field=value` overrides."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as e:
+            raise AsrError(f"{path}: cannot read config ({e.strerror})") from None
+        except yaml.YAMLError as e:
+            raise AsrError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise AsrError(f"{path}: expected a mapping of sections at the top level")
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise AsrError(f"--set {item}: expected section.field=value, e.g. train.lr=1e-3")
+        data.setdefault(parts[0], {})
+        if not isinstance(data[parts[0]], dict):
+            raise AsrError(f"--set {item}: '{parts[0]}' is not a section")
+        data[parts[0]][parts[1]] = yaml.safe_load(raw) if raw.strip() else ""
+    return from_dict(RunConfig, data, where=str(path) if path else "config")
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif kind is tuple:
+        if isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            return tuple(float(v) for v in value)
+    raise AsrError(f"{where}: expected {kind.__name__}, got {value!r}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

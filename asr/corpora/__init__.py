@@ -1,0 +1,1 @@
+"""Corpus preparation: download_<corpus>() and prepare_<corpus>() per corpus."""

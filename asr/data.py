@@ -1,0 +1,139 @@
+"""From manifest records to padded batches: Dataset, Batch, collate, length bucketing."""
+
+from __future__ import annotations
+
+import random
+from typing import Iterator, NamedTuple, Sequence
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from asr.audio import load_audio
+from asr.config import AugmentConfig, FeatureConfig
+from asr.features import FeatureStats, log_mel, spec_augment, speed_perturb
+from asr.manifest import Utterance
+from asr.tokenizer import CharTokenizer
+
+
+class Batch(NamedTuple):
+    feats: torch.Tensor  # (B, T, F) float32, zero-padded
+    feat_lens: torch.Tensor  # (B,) int64
+    targets: torch.Tensor  # (B, L) int64, zero-padded
+    target_lens: torch.Tensor  # (B,) int64
+    ids: list[str]
+
+
+class Example(NamedTuple):
+    id: str
+    feats: torch.Tensor  # (T, F)
+    target: torch.Tensor  # (L,)
+
+
+def utterance_features(
+    utt: Utterance, feat_cfg: FeatureConfig, stats: FeatureStats | None = None
+) -> torch.Tensor:
+    """Load one utterance's audio and return its (normalized, if stats) log-mel features."""
+    wave = load_audio(utt.audio, feat_cfg.sample_rate, utt.offset, _segment(utt))
+    feats = log_mel(wave, feat_cfg)
+    return stats.normalize(feats) if stats is not None else feats
+
+
+def _segment(utt: Utterance) -> float | None:
+    # Only a segment of a longer file needs a duration to cut at.
+    return utt.duration if utt.offset else None
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """Utterances as normalized log-mel features and token ids; augments when `augment`."""
+
+    def __init__(
+        self,
+        utts: Sequence[Utterance],
+        tokenizer: CharTokenizer,
+        feat_cfg: FeatureConfig,
+        stats: FeatureStats,
+        augment: AugmentConfig | None = None,
+    ):
+        self.utts = list(utts)
+        self.tokenizer = tokenizer
+        self.feat_cfg = feat_cfg
+        self.stats = stats
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def __getitem__(self, i: int) -> Example:
+        utt = self.utts[i]
+        wave = load_audio(utt.audio, self.feat_cfg.sample_rate, utt.offset, _segment(utt))
+        if self.augment is not None and self.augment.speed_factors:
+            factor = random.choice(self.augment.speed_factors)
+            wave = speed_perturb(wave, factor, self.feat_cfg.sample_rate)
+        feats = self.stats.normalize(log_mel(wave, self.feat_cfg))
+        if self.augment is not None:
+            feats = spec_augment(feats, self.augment)
+        # Characters outside the token list (possible in dev/test text) only leave the
+        # loss target; scoring always uses the full text.
+        target = torch.tensor(self.tokenizer.encode(utt.text, skip_unknown=True), dtype=torch.long)
+        return Example(utt.id, feats, target)
+
+    def frame_counts(self) -> list[int]:
+        """Approximate feature frames of each utterance, from manifest durations."""
+        return [int(u.duration * 1000 / self.feat_cfg.hop_ms) + 1 for u in self.utts]
+
+
+def collate(examples: Sequence[Example]) -> Batch:
+    return Batch(
+        feats=pad_sequence([e.feats for e in examples], batch_first=True),
+        feat_lens=torch.tensor([e.feats.shape[0] for e in examples], dtype=torch.long),
+        targets=pad_sequence([e.target for e in examples], batch_first=True),
+        target_lens=torch.tensor([len(e.target) for e in examples], dtype=torch.long),
+        ids=[e.id for e in examples],
+    )
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Batches of similar-length utterances whose padded size stays under `max_frames`.
+
+    Each epoch sorts by length with a little random jitter (so batches differ between
+    epochs) and shuffles the batch order. Deterministic given `seed` and the epoch.
+    """
+
+    def __init__(
+        self, frame_counts: Sequence[int], max_frames: int, shuffle: bool = True, seed: int = 0
+    ):
+        self.frames = list(frame_counts)
+        self.max_frames = max_frames
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 100003 + self.epoch)
+        if self.shuffle:
+            keys = [n * rng.uniform(0.9, 1.1) for n in self.frames]
+        else:
+            keys = self.frames
+        order = sorted(range(len(self.frames)), key=lambda i: keys[i])
+        batches, current, longest = [], [], 0
+        for i in order:
+            longest_if_added = max(longest, self.frames[i])
+            if current and longest_if_added * (len(current) + 1) > self.max_frames:
+                batches.append(current)
+                current, longest_if_added = [], self.frames[i]
+            current.append(i)
+            longest = longest_if_added
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())

@@ -1,0 +1,122 @@
+"""Log-mel features, normalization statistics and SpecAugment.
+
+`log_mel` is a pure function of the waveform and the FeatureConfig: 80 mel bins,
+25 ms Hann window, 10 ms hop at 16 kHz (Slaney mel scale and normalization, as librosa).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Iterable
+
+import torch
+import torchaudio
+
+from asr.config import AugmentConfig, FeatureConfig
+
+LOG_FLOOR = 1e-6  # added to the mel power before the log
+
+
+@lru_cache(maxsize=4)
+def _mel_transform(cfg: FeatureConfig) -> torchaudio.transforms.MelSpectrogram:
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        win_length=win_length(cfg),
+        hop_length=hop_length(cfg),
+        n_mels=cfg.n_mels,
+        power=2.0,
+        center=True,
+        pad_mode="reflect",
+        norm="slaney",
+        mel_scale="slaney",
+    )
+
+
+def win_length(cfg: FeatureConfig) -> int:
+    return int(round(cfg.sample_rate * cfg.win_ms / 1000))
+
+
+def hop_length(cfg: FeatureConfig) -> int:
+    return int(round(cfg.sample_rate * cfg.hop_ms / 1000))
+
+
+def n_frames(n_samples: int, cfg: FeatureConfig) -> int:
+    """Number of frames `log_mel` gives for `n_samples` samples (centered frames)."""
+    return n_samples // hop_length(cfg) + 1
+
+
+@torch.no_grad()
+def log_mel(wave: torch.Tensor, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+    """Mono waveform (N,) at cfg.sample_rate -> log-mel features (T, n_mels)."""
+    mel = _mel_transform(cfg)(wave.float())  # (N,) -> (n_mels, T)
+    return torch.log(mel + LOG_FLOOR).transpose(0, 1).contiguous()  # -> (T, n_mels)
+
+
+class FeatureStats:
+    """Global per-bin mean and standard deviation, accumulated over utterances."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        self.mean = mean
+        self.std = std
+
+    @classmethod
+    def compute(cls, feats: Iterable[torch.Tensor]) -> "FeatureStats":
+        total = sq = None
+        count = 0
+        for f in feats:  # (T, n_mels)
+            f = f.double()
+            total = f.sum(0) if total is None else total + f.sum(0)
+            sq = (f * f).sum(0) if sq is None else sq + (f * f).sum(0)
+            count += f.shape[0]
+        if count == 0:
+            raise ValueError("cannot compute feature statistics from no frames")
+        mean = total / count
+        var = (sq / count - mean * mean).clamp_min(1e-10)
+        return cls(mean.float(), var.sqrt().float())
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats - self.mean) / self.std
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureStats":
+        return cls(d["mean"].float(), d["std"].float())
+
+
+def spec_augment(
+    feats: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Frequency and time masks (SpecAugment, without time warping) on (T, n_mels) features.
+
+    Masked values are set to zero, the mean of normalized features.
+    """
+    out = feats.clone()
+    n_t, n_f = out.shape
+
+    def draw(high: int) -> int:
+        return int(torch.randint(0, max(high, 0) + 1, (1,), generator=generator))
+
+    for _ in range(cfg.n_freq_masks):
+        width = draw(min(cfg.freq_mask_width, n_f))
+        start = draw(n_f - width)
+        out[:, start : start + width] = 0.0
+    max_t = min(cfg.time_mask_width, int(cfg.time_mask_ratio * n_t))
+    for _ in range(cfg.n_time_masks):
+        width = draw(max_t)
+        start = draw(n_t - width)
+        out[start : start + width, :] = 0.0
+    return out
+
+
+def speed_perturb(
+    wave: torch.Tensor, factor: float, sample_rate: int = 16000
+) -> torch.Tensor:
+    """Change speed (and pitch) by `factor` by resampling, as Kaldi's speed perturbation."""
+    if factor == 1.0:
+        return wave
+    # Playing samples recorded at sample_rate*factor back at sample_rate speeds up by factor.
+    orig = int(round(sample_rate * factor))
+    return torchaudio.functional.resample(wave, orig, sample_rate)

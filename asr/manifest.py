@@ -1,0 +1,95 @@
+"""Utterance manifests: JSONL, one record per line, validated on read.
+
+Fields: id, audio (path, absolute or relative to the manifest's folder), duration
+(seconds), text, speaker, and optionally offset (seconds into the audio file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+from asr.atomic import write_text_atomic
+from asr.errors import ManifestError
+
+REQUIRED = {"id": str, "audio": str, "duration": (int, float), "text": str, "speaker": str}
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    audio: str
+    duration: float
+    text: str
+    speaker: str
+    offset: float = 0.0
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    """Read and validate a manifest; relative audio paths are resolved against its folder."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no such manifest") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path}: cannot read manifest ({e})") from None
+    utts, seen = [], set()
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        utt = parse_record(line, f"{path}:{n}", base=path.parent)
+        if utt.id in seen:
+            raise ManifestError(f"{path}:{n}: duplicate id '{utt.id}'")
+        seen.add(utt.id)
+        utts.append(utt)
+    if not utts:
+        raise ManifestError(f"{path}: manifest holds no utterances")
+    return utts
+
+
+def parse_record(line: str, where: str, base: Path | None = None) -> Utterance:
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
+    if not isinstance(rec, dict):
+        raise ManifestError(f"{where}: expected a JSON object")
+    for name, kind in REQUIRED.items():
+        if name not in rec:
+            raise ManifestError(f"{where}: missing field '{name}'")
+        if not isinstance(rec[name], kind) or isinstance(rec[name], bool):
+            raise ManifestError(f"{where}: field '{name}' has the wrong type")
+    offset = rec.get("offset", 0.0)
+    if not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0:
+        raise ManifestError(f"{where}: field 'offset' must be a number >= 0")
+    if rec["duration"] <= 0:
+        raise ManifestError(f"{where}: field 'duration' must be > 0")
+    if not rec["id"]:
+        raise ManifestError(f"{where}: field 'id' is empty")
+    audio = rec["audio"]
+    if base is not None and not os.path.isabs(audio):
+        audio = str(base / audio)
+    return Utterance(
+        id=rec["id"],
+        audio=audio,
+        duration=float(rec["duration"]),
+        text=rec["text"],
+        speaker=rec["speaker"],
+        offset=float(offset),
+    )
+
+
+def write_manifest(utts: Iterable[Utterance], path: str | Path) -> int:
+    """Write atomically (temporary file, then rename); returns the number of records."""
+    lines = []
+    for u in utts:
+        rec = asdict(u)
+        if not rec["offset"]:
+            del rec["offset"]
+        lines.append(json.dumps(rec, ensure_ascii=False))
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
+    return len(lines)

@@ -1,0 +1,109 @@
+"""Acoustic model: subsampling front end -> (bi)LSTM/GRU stack -> linear -> log-softmax.
+
+Contract: forward(feats (B, T, F), feat_lens (B,)) -> (log_probs (B, T', V), out_lens (B,)).
+Every layer sees only the valid frames of each utterance (valid-padding convolutions and
+packed sequences, no batch statistics), so an utterance's output is the same alone and
+inside a padded batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from asr.config import ModelConfig
+
+
+class ConvSubsampling(nn.Module):
+    """One or two 3x3 conv2d layers with stride 2 in time and frequency (2x or 4x)."""
+
+    def __init__(self, n_in: int, n_out: int, channels: int, factor: int):
+        super().__init__()
+        if factor not in (2, 4):
+            raise ValueError(f"conv subsampling factor must be 2 or 4, got {factor}")
+        n_convs = 2 if factor == 4 else 1
+        layers, c_in, f = [], 1, n_in
+        for _ in range(n_convs):
+            layers += [nn.Conv2d(c_in, channels, kernel_size=3, stride=2), nn.GELU()]
+            c_in, f = channels, (f - 3) // 2 + 1
+        self.convs = nn.Sequential(*layers)
+        self.n_convs = n_convs
+        self.proj = nn.Linear(channels * f, n_out)
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.convs(x.unsqueeze(1))  # (B, T, F) -> (B, C, T', F')
+        b, c, t, f = x.shape
+        x = self.proj(x.transpose(1, 2).reshape(b, t, c * f))  # (B, C, T', F') -> (B, T', H)
+        for _ in range(self.n_convs):
+            lens = (lens - 3) // 2 + 1
+        return x, lens
+
+    @staticmethod
+    def min_frames(factor: int) -> int:
+        return 7 if factor == 4 else 3
+
+
+class FrameStacking(nn.Module):
+    """Concatenate each group of `factor` frames (dropping a partial last group), project."""
+
+    def __init__(self, n_in: int, n_out: int, factor: int):
+        super().__init__()
+        self.factor = factor
+        self.proj = nn.Linear(n_in * factor, n_out)
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t, f = x.shape
+        t_out = t // self.factor
+        x = x[:, : t_out * self.factor].reshape(b, t_out, f * self.factor)  # (B, T, F) -> (B, T/k, kF)
+        return self.proj(x), lens // self.factor  # -> (B, T/k, H)
+
+
+class AcousticModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, n_mels: int, n_tokens: int):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.rnn_type not in ("lstm", "gru"):
+            raise ValueError(f"rnn_type must be 'lstm' or 'gru', got {cfg.rnn_type!r}")
+        if cfg.subsampling == "conv":
+            self.subsample = ConvSubsampling(
+                n_mels, cfg.hidden_size, cfg.conv_channels, cfg.subsampling_factor
+            )
+        elif cfg.subsampling == "stack":
+            self.subsample = FrameStacking(n_mels, cfg.hidden_size, cfg.subsampling_factor)
+        else:
+            raise ValueError(f"subsampling must be 'conv' or 'stack', got {cfg.subsampling!r}")
+        rnn = nn.LSTM if cfg.rnn_type == "lstm" else nn.GRU
+        self.rnn = rnn(
+            input_size=cfg.hidden_size,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.n_layers,
+            dropout=cfg.dropout if cfg.n_layers > 1 else 0.0,
+            bidirectional=cfg.bidirectional,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        n_dirs = 2 if cfg.bidirectional else 1
+        self.output = nn.Linear(cfg.hidden_size * n_dirs, n_tokens)
+
+    def min_frames(self) -> int:
+        """Shortest input (in feature frames) that yields at least one output frame."""
+        if self.cfg.subsampling == "conv":
+            return ConvSubsampling.min_frames(self.cfg.subsampling_factor)
+        return self.cfg.subsampling_factor
+
+    def forward(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x, lens = self.subsample(feats, feat_lens)  # (B, T, F) -> (B, T', H)
+        lens = lens.clamp(min=1, max=x.shape[1])
+        x = self.dropout(x)
+        packed = pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False)
+        y, _ = self.rnn(packed)
+        y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])  # (B, T', D*H)
+        logits = self.output(self.dropout(y))  # (B, T', D*H) -> (B, T', V)
+        return logits.float().log_softmax(dim=-1), lens
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

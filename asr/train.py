@@ -1,0 +1,218 @@
+"""One training loop, top to bottom: CTC loss, AdamW, warm-up + cosine decay, clipping.
+
+Outputs in `exp_dir`:
+  tokens.txt, stats.pt        token list and feature statistics (from the training set)
+  config.yaml                 the full run config
+  checkpoints/epoch-N.pt      resumable state after each epoch (the last few are kept)
+  model.pt                    bundle of the epoch with the best dev WER
+  train.log                   one line per epoch
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from asr.atomic import save_torch_atomic
+from asr.checkpoint import bundle_dict, build_model, load_checkpoint_file
+from asr.config import RunConfig, from_dict, save_config, to_dict
+from asr.data import SpeechDataset, utterance_features
+from asr.decoding import GreedyDecoder
+from asr.errors import AsrError
+from asr.evaluate import ctc_loss_sum, decode_dataset, make_loader, score_hypotheses
+from asr.features import FeatureStats
+from asr.manifest import Utterance
+from asr.model import count_parameters
+from asr.tokenizer import CharTokenizer
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_lambda(step: int, warmup: int, total: int, final_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine decay to `final_ratio` at `total` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def trainable(utts: Sequence[Utterance], tokenizer: CharTokenizer, frames_per_output: float) -> list[Utterance]:
+    """Utterances whose text the tokenizer covers and that are long enough for CTC."""
+    keep = []
+    for u in utts:
+        if not tokenizer.can_encode(u.text) or not u.text.strip():
+            continue
+        n_out = u.duration * 100 / frames_per_output
+        if n_out < len(u.text) + 1:
+            continue
+        keep.append(u)
+    return keep
+
+
+def prepare_stats(
+    utts: Sequence[Utterance], cfg: RunConfig, path: Path, log: Callable, progress: bool = True
+) -> FeatureStats:
+    if path.exists():
+        return FeatureStats.from_dict(torch.load(path, weights_only=True))
+    t0 = time.time()
+    feats = (utterance_features(u, cfg.features) for u in tqdm(utts, desc="stats", leave=False, disable=not progress))
+    stats = FeatureStats.compute(feats)
+    save_torch_atomic(stats.to_dict(), path)
+    log(f"feature statistics from {len(utts)} utterances in {time.time() - t0:.1f}s")
+    return stats
+
+
+def latest_checkpoint(exp_dir: Path) -> Path | None:
+    ckpts = sorted((exp_dir / "checkpoints").glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    return ckpts[-1] if ckpts else None
+
+
+def train(
+    cfg: RunConfig,
+    train_utts: Sequence[Utterance],
+    dev_utts: Sequence[Utterance],
+    exp_dir: str | Path,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train, evaluate on dev after each epoch; returns the path of the best model bundle."""
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    tc = cfg.train
+    seed_everything(tc.seed)
+
+    def log_line(text: str) -> None:
+        log(text)
+        with open(exp_dir / "train.log", "a") as f:
+            f.write(text + "\n")
+
+    state = None
+    if resume:
+        ckpt = latest_checkpoint(exp_dir)
+        if ckpt is None:
+            log_line("no checkpoint to resume from; starting from scratch")
+        else:
+            state = load_checkpoint_file(ckpt)
+            cfg = from_dict(RunConfig, state["config"], where=str(ckpt))
+            tc = cfg.train
+            log_line(f"resuming from {ckpt}")
+
+    tokens_path = exp_dir / "tokens.txt"
+    if state is not None:
+        tokenizer = CharTokenizer(state["tokens"])
+    else:
+        tokenizer = CharTokenizer.build(u.text for u in train_utts)
+    tokenizer.save(tokens_path)
+    save_config(cfg, exp_dir / "config.yaml")
+    stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log_line, progress)
+
+    model = build_model(cfg, len(tokenizer)).to(dev)
+    frames_per_output = cfg.model.subsampling_factor
+    train_set = [u for u in trainable(train_utts, tokenizer, frames_per_output)]
+    if len(train_set) < len(train_utts):
+        log_line(f"skipping {len(train_utts) - len(train_set)} training utterances "
+                 "(empty, too short for their text, or unknown characters)")
+    if not train_set:
+        raise AsrError("no usable training utterances")
+    train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment)
+    dev_data = SpeechDataset(dev_utts, tokenizer, cfg.features, stats)
+    loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers)
+    steps_per_epoch = len(sampler)
+    total_steps = steps_per_epoch * tc.epochs
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_lambda(s, tc.warmup_steps, total_steps, tc.final_lr_ratio)
+    )
+    start_epoch, best_wer = 1, float("inf")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_wer = state["epoch"] + 1, state["best_wer"]
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate(state["rng"]["python"])
+    n_params = count_parameters(model)
+    if start_epoch == 1:
+        log_line(f"model: {n_params:,} parameters; {len(train_set)} training utterances "
+                 f"({sum(u.duration for u in train_set) / 3600:.2f} h), {steps_per_epoch} batches/epoch; "
+                 f"device {dev}")
+
+    use_bf16 = dev.type == "cuda"
+    decoder = GreedyDecoder(tokenizer)
+    for epoch in range(start_epoch, tc.epochs + 1):
+        t0 = time.time()
+        model.train()
+        sampler.set_epoch(epoch)
+        loss_sum, n_utts, audio_s = 0.0, 0, 0.0
+        bar = tqdm(loader, desc=f"epoch {epoch}/{tc.epochs}", leave=False, disable=not progress)
+        for batch in bar:
+            feats, feat_lens = batch.feats.to(dev), batch.feat_lens.to(dev)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                log_probs, out_lens = model(feats, feat_lens)
+            loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
+            n = len(batch.ids)
+            optimizer.zero_grad(set_to_none=True)
+            (loss / n).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += float(loss.detach())
+            n_utts += n
+            audio_s += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000
+            bar.set_postfix(loss=f"{float(loss.detach()) / n:.2f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+        train_time = time.time() - t0
+        hyps, dev_loss = decode_dataset(model, dev_data, decoder, dev)
+        summary = score_hypotheses(dev_utts, hyps)
+        wall = time.time() - t0
+        is_best = summary.wer < best_wer
+        best_wer = min(best_wer, summary.wer)
+        log_line(
+            f"epoch {epoch:3d} | train loss {loss_sum / max(n_utts, 1):7.3f} | dev loss {dev_loss:7.3f} "
+            f"| dev WER {summary.wer:6.2f} CER {summary.cer:6.2f} | {audio_s / train_time:6.1f} audio-s/s "
+            f"| {wall:6.1f}s{' *' if is_best else ''}"
+        )
+        info = {"epoch": epoch, "dev_wer": summary.wer, "dev_cer": summary.cer, "n_params": n_params}
+        if is_best:
+            save_torch_atomic(
+                bundle_dict(cfg=cfg, tokenizer=tokenizer, stats=stats, model=model, info=info),
+                exp_dir / "model.pt",
+            )
+        save_epoch_checkpoint(
+            exp_dir, epoch, tc.keep_checkpoints,
+            {
+                "config": to_dict(cfg), "tokens": tokenizer.tokens,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch, "best_wer": best_wer,
+                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+            },
+        )
+    return exp_dir / "model.pt"
+
+
+def save_epoch_checkpoint(exp_dir: Path, epoch: int, keep: int, state: dict) -> None:
+    ckpt_dir = exp_dir / "checkpoints"
+    save_torch_atomic(state, ckpt_dir / f"epoch-{epoch}.pt")
+    old = sorted(ckpt_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    for p in old[: max(0, len(old) - max(keep, 1))]:
+        p.unlink()
