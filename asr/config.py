@@ -82,20 +82,21 @@ def to_dict(cfg: Any) -> dict:
     return _plain(dataclasses.asdict(cfg))
 
 
-def from_dict(cls: type, data: dict, where: str = "config") -> Any:
+def from_dict(cls: type, data: dict, where: str = "config", prefix: str = "") -> Any:
     """Build dataclass `cls` from a (possibly partial) nested dict, checking names and types."""
     if not isinstance(data, dict):
-        raise AsrError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise AsrError(f"{where}: {prefix or 'config'}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
+        name = f"{prefix}{key}"
         if key not in fields:
-            raise AsrError(f"{where}: unknown key '{key}' (known: {', '.join(fields)})")
+            raise AsrError(f"{where}: unknown key '{name}' (known: {', '.join(fields)})")
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
-            kwargs[key] = from_dict(type(default), value, f"{where}.{key}")
+            kwargs[key] = from_dict(type(default), value, where, f"{name}.")
         else:
-            kwargs[key] = _coerce(value, default, f"{where}.{key}")
+            kwargs[key] = _coerce(value, default, f"{where}: {name}")
     return cls(**kwargs)
 
 
@@ -139,6 +140,11 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     elif kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '3e-4' as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif kind is str:
         if isinstance(value, str):
             return value

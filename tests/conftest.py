@@ -1,0 +1,40 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_AN4 = REPO.parent / "shared" / "corpora" / "an4_sphere.tar.gz"
+
+
+def an4_source() -> Path | None:
+    src = os.environ.get("ASR_AN4_SOURCE")
+    path = Path(src) if src else SHARED_AN4
+    return path if path.exists() else None
+
+
+@pytest.fixture(scope="session")
+def an4_prepared(tmp_path_factory):
+    """AN4 extracted and prepared once per test session: returns the work folder."""
+    source = an4_source()
+    if source is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"AN4 archive not found at {SHARED_AN4} (or $ASR_AN4_SOURCE)")
+        pytest.skip("AN4 archive not available (set ASR_AN4_SOURCE)")
+    from asr.corpora.an4 import download_an4, prepare_an4
+
+    work = tmp_path_factory.mktemp("an4")
+    root = download_an4(source, work)
+    report = prepare_an4(root, work / "manifests")
+    assert report.kept == {"train": 856, "dev": 92, "test": 130}
+    return work
+
+
+def write_tone(path, seconds=1.0, rate=16000, channels=1, freq=440.0, subtype=None):
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.3 * np.sin(2 * np.pi * freq * t)
+    data = np.stack([wave] * channels, axis=1) if channels > 1 else wave
+    sf.write(str(path), data, rate, subtype=subtype)
+    return path

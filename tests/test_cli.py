@@ -1,0 +1,111 @@
+"""Bad input gives a one-line error naming the file, a non-zero exit and no traceback."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asr.checkpoint import build_model, save_bundle
+from asr.cli import main
+from asr.config import load_config
+from asr.features import FeatureStats
+from asr.tokenizer import CharTokenizer
+from tests.conftest import write_tone
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4"])
+    tok = CharTokenizer.build(["ABC"])
+    torch.manual_seed(0)
+    save_bundle(path, cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
+                model=build_model(cfg, len(tok)), info={})
+    return path
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "asr.cli", *args], capture_output=True, text=True, env=env)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for f in fragments:
+        assert f in lines[0]
+
+
+def test_transcribe_missing_file_subprocess(tiny_model, tmp_path):
+    r = run_cli("transcribe", "--model", str(tiny_model), str(tmp_path / "nope.wav"))
+    assert_one_line_error(r, "nope.wav", "no such audio file")
+
+
+def test_transcribe_bad_files_reports_each_and_goes_on(tiny_model, tmp_path, capsys):
+    good = write_tone(tmp_path / "good.wav", seconds=0.5)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_text("hello\n" * 50)
+    sf.write(str(tmp_path / "zero.wav"), np.zeros(0), 16000)
+    short = write_tone(tmp_path / "short.wav", seconds=0.02)
+    files = [tmp_path / n for n in ("empty.wav", "text.wav", "zero.wav")] + [short, good]
+    assert main(["transcribe", "--model", str(tiny_model), "--json", *map(str, files)]) == 1
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 4
+    for name, msg in [("empty.wav", "file is empty"), ("text.wav", "cannot read audio"),
+                      ("zero.wav", "no samples"), ("short.wav", "too short")]:
+        assert any(name in e and msg in e for e in errors), (name, errors)
+    assert json.loads(captured.out)["file"] == str(good)  # the good file is still transcribed
+
+
+def test_transcribe_without_model_says_how_to_train(monkeypatch, tmp_path, capsys):
+    import asr.transcribe
+
+    monkeypatch.delenv("ASR_MODEL", raising=False)
+    monkeypatch.setattr(asr.transcribe, "AN4_MODEL", tmp_path / "no" / "model.pt")
+    assert main(["transcribe", str(write_tone(tmp_path / "a.wav"))]) == 1
+    err = capsys.readouterr().err
+    assert "recipes/an4/run.sh" in err and "--model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_model_file(tmp_path):
+    (tmp_path / "m.pt").write_text("not a model")
+    r = run_cli("transcribe", "--model", str(tmp_path / "m.pt"), str(write_tone(tmp_path / "a.wav")))
+    assert_one_line_error(r, "m.pt", "not a readable model file")
+
+
+def test_evaluate_bad_manifest_line(tiny_model, tmp_path, capsys):
+    good = {"id": "a", "audio": str(write_tone(tmp_path / "a.wav")), "duration": 1.0, "text": "A", "speaker": "s"}
+    (tmp_path / "m.jsonl").write_text(json.dumps(good) + "\n" + json.dumps({"id": "b"}) + "\n")
+    assert main(["evaluate", "--model", str(tiny_model), "--manifest", str(tmp_path / "m.jsonl"),
+                 "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"asr: error: {tmp_path / 'm.jsonl'}:2: missing field 'audio'"
+
+
+def test_evaluate_corrupt_audio_in_manifest(tiny_model, tmp_path, capsys):
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
+    rec = {"id": "a", "audio": "bad.wav", "duration": 1.0, "text": "A", "speaker": "s"}
+    (tmp_path / "m.jsonl").write_text(json.dumps(rec) + "\n")
+    assert main(["evaluate", "--model", str(tiny_model), "--manifest", str(tmp_path / "m.jsonl"),
+                 "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path / "bad.wav") in err and "cannot read audio" in err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_train_bad_override_and_missing_manifest(tmp_path, capsys):
+    assert main(["train", "--train", "x.jsonl", "--dev", "y.jsonl", "--exp", str(tmp_path), "--set", "train.epochs=many"]) == 1
+    assert "train.epochs: expected int" in capsys.readouterr().err
+    assert main(["train", "--train", str(tmp_path / "x.jsonl"), "--dev", "y.jsonl", "--exp", str(tmp_path)]) == 1
+    assert "x.jsonl: no such manifest" in capsys.readouterr().err
+
+
+def test_prepare_missing_source(tmp_path):
+    r = run_cli("prepare", "an4", "--source", str(tmp_path / "nothing.tar.gz"), "--out", str(tmp_path / "w"))
+    assert_one_line_error(r, "nothing.tar.gz", "no such AN4 archive")

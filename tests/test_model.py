@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from asr.config import ModelConfig
+from asr.model import AcousticModel
+
+N_MELS, N_TOKENS = 80, 29
+
+
+def make(rnn_type="lstm", bidirectional=True, subsampling="conv", factor=4, **kw):
+    torch.manual_seed(0)
+    cfg = ModelConfig(rnn_type=rnn_type, bidirectional=bidirectional, subsampling=subsampling,
+                      subsampling_factor=factor, n_layers=2, hidden_size=32, conv_channels=8, **kw)
+    return AcousticModel(cfg, N_MELS, N_TOKENS).eval()
+
+
+def expected_len(t, subsampling, factor):
+    if subsampling == "stack":
+        return t // factor
+    for _ in range(2 if factor == 4 else 1):
+        t = (t - 3) // 2 + 1
+    return t
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("subsampling, factor", [("conv", 4), ("conv", 2), ("stack", 3)])
+def test_output_shapes(rnn_type, bidirectional, subsampling, factor):
+    model = make(rnn_type, bidirectional, subsampling, factor)
+    lens = torch.tensor([100, 73, 40])
+    log_probs, out_lens = model(torch.randn(3, 100, N_MELS), lens)
+    want = torch.tensor([expected_len(int(t), subsampling, factor) for t in lens])
+    assert torch.equal(out_lens, want)
+    assert log_probs.shape == (3, int(want.max()), N_TOKENS)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]), atol=1e-5)
+    assert model.rnn.bidirectional == bidirectional
+    assert isinstance(model.rnn, torch.nn.LSTM if rnn_type == "lstm" else torch.nn.GRU)
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("subsampling, factor", [("conv", 4), ("stack", 4)])
+def test_padding_invariance(rnn_type, bidirectional, subsampling, factor):
+    """An utterance gives the same output alone and inside a padded batch."""
+    model = make(rnn_type, bidirectional, subsampling, factor)
+    g = torch.Generator().manual_seed(1)
+    short = torch.randn(37, N_MELS, generator=g)
+    long = torch.randn(90, N_MELS, generator=g)
+    batch = torch.zeros(2, 90, N_MELS)
+    batch[0, :37] = short
+    batch[1] = long
+    batch[0, 37:] = 100.0  # garbage in the padding must not leak into the output
+    with torch.no_grad():
+        alone, alone_len = model(short.unsqueeze(0), torch.tensor([37]))
+        together, lens = model(batch, torch.tensor([37, 90]))
+    n = int(alone_len[0])
+    assert int(lens[0]) == n
+    torch.testing.assert_close(together[0, :n], alone[0, :n], atol=1e-5, rtol=1e-5)
+
+
+def test_rejects_unknown_options():
+    with pytest.raises(ValueError, match="rnn_type"):
+        make(rnn_type="transformer")
+    with pytest.raises(ValueError, match="subsampling"):
+        make(subsampling="pool")
+
+
+def test_overfits_one_batch():
+    """A few dozen steps on one batch drive the CTC loss down: gradients flow end to end."""
+    model = make("gru", True, "conv", 4).train()
+    g = torch.Generator().manual_seed(2)
+    feats = torch.randn(2, 120, N_MELS, generator=g)
+    feat_lens = torch.tensor([120, 100])
+    targets = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0]])
+    target_lens = torch.tensor([5, 3])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(60):
+        log_probs, out_lens = model(feats, feat_lens)
+        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, out_lens, target_lens)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
