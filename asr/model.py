@@ -1,16 +1,17 @@
 """Acoustic model: subsampling front end -> (bi)LSTM/GRU stack -> linear -> log-softmax.
 
 Contract: forward(feats (B, T, F), feat_lens (B,)) -> (log_probs (B, T', V), out_lens (B,)).
-Every layer sees only the valid frames of each utterance (valid-padding convolutions and
-packed sequences, no batch statistics), so an utterance's output is the same alone and
-inside a padded batch.
+Every layer sees only the valid frames of each utterance, so an utterance's output is the
+same alone and inside a padded batch: convolutions use no padding, nothing uses batch
+statistics, and the recurrent layers run each direction on dense (unpacked) tensors, the
+backward one over each utterance reversed within its own length. Dense RNNs run about
+twice as fast as packed sequences on CPU (bench/rnn_layout.py).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr.config import ModelConfig
 
@@ -59,6 +60,52 @@ class FrameStacking(nn.Module):
         return self.proj(x), lens // self.factor  # -> (B, T/k, H)
 
 
+def reverse_padded(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of (B, T, H) within its length; padding stays at the end.
+
+    Applying it twice gives back the input.
+    """
+    t = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # (1, T)
+    n = lens.to(x.device).unsqueeze(1)  # (B, 1)
+    idx = torch.where(t < n, n - 1 - t, t)  # (B, T)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+class RecurrentStack(nn.Module):
+    """N layers of LSTM or GRU, each direction a separate unidirectional RNN.
+
+    Equivalent to nn.LSTM/nn.GRU(bidirectional=...) on packed sequences, but runs on dense
+    tensors: the forward direction never sees padding before valid frames, and the backward
+    direction runs over each sequence reversed within its length.
+    """
+
+    def __init__(self, rnn_type: str, n_in: int, hidden: int, n_layers: int, bidirectional: bool, dropout: float):
+        super().__init__()
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[rnn_type]
+        n_dirs = 2 if bidirectional else 1
+        self.bidirectional = bidirectional
+        self.layers = nn.ModuleList()
+        for i in range(n_layers):
+            size_in = n_in if i == 0 else hidden * n_dirs
+            dirs = nn.ModuleList(rnn(size_in, hidden, batch_first=True) for _ in range(n_dirs))
+            if rnn_type == "lstm":
+                for d in dirs:
+                    init_forget_bias(d, 1.0)
+            self.layers.append(dirs)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        for i, dirs in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
+            y, _ = dirs[0](x)  # (B, T, H_in) -> (B, T, H)
+            if self.bidirectional:
+                y_back, _ = dirs[1](reverse_padded(x, lens))
+                y = torch.cat([y, reverse_padded(y_back, lens)], dim=-1)  # -> (B, T, 2H)
+            x = y
+        return x
+
+
 class AcousticModel(nn.Module):
     def __init__(self, cfg: ModelConfig, n_mels: int, n_tokens: int):
         super().__init__()
@@ -73,17 +120,9 @@ class AcousticModel(nn.Module):
             self.subsample = FrameStacking(n_mels, cfg.hidden_size, cfg.subsampling_factor)
         else:
             raise ValueError(f"subsampling must be 'conv' or 'stack', got {cfg.subsampling!r}")
-        rnn = nn.LSTM if cfg.rnn_type == "lstm" else nn.GRU
-        self.rnn = rnn(
-            input_size=cfg.hidden_size,
-            hidden_size=cfg.hidden_size,
-            num_layers=cfg.n_layers,
-            dropout=cfg.dropout if cfg.n_layers > 1 else 0.0,
-            bidirectional=cfg.bidirectional,
-            batch_first=True,
+        self.rnn = RecurrentStack(
+            cfg.rnn_type, cfg.hidden_size, cfg.hidden_size, cfg.n_layers, cfg.bidirectional, cfg.dropout
         )
-        if cfg.rnn_type == "lstm":
-            init_forget_bias(self.rnn, 1.0)
         self.dropout = nn.Dropout(cfg.dropout)
         n_dirs = 2 if cfg.bidirectional else 1
         self.output = nn.Linear(cfg.hidden_size * n_dirs, n_tokens)
@@ -99,10 +138,7 @@ class AcousticModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x, lens = self.subsample(feats, feat_lens)  # (B, T, F) -> (B, T', H)
         lens = lens.clamp(min=1, max=x.shape[1])
-        x = self.dropout(x)
-        packed = pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False)
-        y, _ = self.rnn(packed)
-        y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])  # (B, T', D*H)
+        y = self.rnn(self.dropout(x), lens)  # (B, T', H) -> (B, T', D*H)
         logits = self.output(self.dropout(y))  # (B, T', D*H) -> (B, T', V)
         return logits.float().log_softmax(dim=-1), lens
 

@@ -33,8 +33,8 @@ def test_output_shapes(rnn_type, bidirectional, subsampling, factor):
     assert torch.equal(out_lens, want)
     assert log_probs.shape == (3, int(want.max()), N_TOKENS)
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]), atol=1e-5)
-    assert model.rnn.bidirectional == bidirectional
-    assert isinstance(model.rnn, torch.nn.LSTM if rnn_type == "lstm" else torch.nn.GRU)
+    assert all(len(dirs) == (2 if bidirectional else 1) for dirs in model.rnn.layers)
+    assert isinstance(model.rnn.layers[0][0], torch.nn.LSTM if rnn_type == "lstm" else torch.nn.GRU)
 
 
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
@@ -56,6 +56,28 @@ def test_padding_invariance(rnn_type, bidirectional, subsampling, factor):
     n = int(alone_len[0])
     assert int(lens[0]) == n
     torch.testing.assert_close(together[0, :n], alone[0, :n], atol=1e-5, rtol=1e-5)
+
+
+def test_matches_a_packed_bidirectional_rnn():
+    """The dense two-direction stack computes what torch's packed bidirectional RNN does."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from asr.model import RecurrentStack
+
+    torch.manual_seed(0)
+    stack = RecurrentStack("lstm", 8, 6, n_layers=2, bidirectional=True, dropout=0.0)
+    ref = torch.nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True)
+    with torch.no_grad():
+        for layer, dirs in enumerate(stack.layers):
+            for d, suffix in enumerate(["", "_reverse"]):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(ref, f"{name}_l{layer}{suffix}").copy_(getattr(dirs[d], f"{name}_l0"))
+    x, lens = torch.randn(3, 10, 8), torch.tensor([10, 4, 7])
+    want, _ = pad_packed_sequence(ref(pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False))[0],
+                                  batch_first=True)
+    got = stack(x, lens)
+    for b, n in enumerate(lens.tolist()):
+        torch.testing.assert_close(got[b, :n], want[b, :n])
 
 
 def test_rejects_unknown_options():

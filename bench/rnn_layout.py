@@ -1,0 +1,58 @@
+"""Time forward+backward of a 3-layer bidirectional RNN: torch's packed sequences versus
+asr's dense two-direction stack (asr.model.RecurrentStack), on a bucketed-like batch.
+
+    python bench/rnn_layout.py [--threads 2] [--rnn lstm] [--hidden 256] [--batch 32] [--frames 100]
+"""
+
+import argparse
+import time
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from asr.model import RecurrentStack
+
+
+def timed(fn, repeats):
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--rnn", default="lstm", choices=["lstm", "gru"])
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--frames", type=int, default=100, help="output frames (after subsampling)")
+    p.add_argument("--repeats", type=int, default=5)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    x = torch.randn(a.batch, a.frames, a.hidden, requires_grad=True)
+    lens = torch.randint(int(a.frames * 0.9), a.frames + 1, (a.batch,))
+    lens[0] = a.frames
+    cls = torch.nn.LSTM if a.rnn == "lstm" else torch.nn.GRU
+    packed_rnn = cls(a.hidden, a.hidden, a.layers, bidirectional=True, batch_first=True)
+    dense_rnn = RecurrentStack(a.rnn, a.hidden, a.hidden, a.layers, True, 0.0)
+
+    def packed():
+        y, _ = packed_rnn(pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False))
+        pad_packed_sequence(y, batch_first=True)[0].sum().backward()
+
+    def dense():
+        dense_rnn(x, lens).sum().backward()
+
+    t_packed, t_dense = timed(packed, a.repeats), timed(dense, a.repeats)
+    print(f"{a.rnn} {a.layers}x{a.hidden} bi, batch {a.batch}x{a.frames}, {a.threads} threads: "
+          f"packed {t_packed * 1000:.0f} ms, dense {t_dense * 1000:.0f} ms, speed-up {t_packed / t_dense:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

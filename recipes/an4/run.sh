@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# AN4 recipe: prepare -> train -> evaluate (greedy) on dev and test.
+#
+#   bash recipes/an4/run.sh [--stage N] [--stop-stage N] [--source PATH] [--work DIR] [--config YAML]
+#
+# --source: a local an4_sphere.tar.gz or extracted folder (default: $ASR_AN4_SOURCE, else
+# CMU's archive is downloaded). Everything is written under --work (default data/an4).
+# A finished stage is skipped when run again (delete WORK/.done.<stage> to redo it); an
+# interrupted training stage resumes from its last epoch checkpoint.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+stage=0
+stop_stage=2
+source=${ASR_AN4_SOURCE:-}
+work=data/an4
+config=$here/conf/train.yaml
+asr=${ASR:-asr}
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --source) source=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+manifests=$work/manifests
+exp=$work/exp
+mkdir -p "$work"
+
+# run_stage N NAME COMMAND...: run a stage once, timing it; skipped if already done.
+run_stage() {
+  local n=$1 name=$2; shift 2
+  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 0; fi
+  if [ -f "$work/.done.$name" ]; then
+    echo "== stage $n ($name): already done, skipping"
+    return 0
+  fi
+  echo "== stage $n ($name)"
+  local start=$(date +%s)
+  "$@"
+  local secs=$(( $(date +%s) - start ))
+  echo "stage $n ($name): ${secs}s" | tee -a "$work/stage_times.txt"
+  touch "$work/.done.$name"
+}
+
+evaluate() {
+  for split in dev test; do
+    "$asr" evaluate --model "$exp/model.pt" --manifest "$manifests/$split.jsonl" \
+      --out "$exp/decode_${split}_greedy"
+  done
+}
+
+run_stage 0 prepare "$asr" prepare an4 ${source:+--source "$source"} --out "$work"
+run_stage 1 train "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" \
+  --exp "$exp" --config "$config" --resume
+run_stage 2 evaluate evaluate
+
+if [ -f "$exp/decode_test_greedy/summary.txt" ]; then
+  echo "== test set, greedy decoding ($exp/decode_test_greedy)"
+  cat "$exp/decode_test_greedy/summary.txt"
+  echo "model: $exp/model.pt   try: $asr transcribe --model $exp/model.pt FILE.wav"
+fi
