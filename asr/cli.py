@@ -17,7 +17,7 @@ from asr.errors import AsrError
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from asr.corpora.an4 import ENV_VAR, download_an4, prepare_an4
+    from asr.corpora.an4 import download_an4, prepare_an4
 
     if args.corpus != "an4":
         raise AsrError(f"unknown corpus {args.corpus!r} (available: an4)")
@@ -27,8 +27,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     report = prepare_an4(root, out / "manifests")
     for line in report.lines():
         print(line)
-    print(f"AN4 from {root} prepared in {out / 'manifests'} ({time.time() - t0:.1f}s)"
-          + ("" if args.source else f" [source: --source or ${ENV_VAR} or download]"))
+    print(f"AN4 from {root} prepared in {out / 'manifests'} ({time.time() - t0:.1f}s)")
     return 0
 
 

@@ -58,6 +58,7 @@ class TrainConfig:
     warmup_steps: int = 200
     final_lr_ratio: float = 0.02  # cosine decay ends at lr * this
     grad_clip: float = 5.0
+    sortagrad_epochs: int = 1  # epochs whose batches go from shortest to longest
     seed: int = 1234
     num_workers: int = 0
     keep_checkpoints: int = 2  # epoch checkpoints kept on disk (best is kept apart)

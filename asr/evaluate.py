@@ -15,8 +15,10 @@ from asr.model import AcousticModel
 from asr.scoring import Summary, write_report, score
 
 
-def make_loader(dataset: SpeechDataset, max_frames: int, shuffle: bool, seed: int = 0, num_workers: int = 0):
-    sampler = BucketBatchSampler(dataset.frame_counts(), max_frames, shuffle=shuffle, seed=seed)
+def make_loader(
+    dataset: SpeechDataset, max_frames: int, shuffle: bool, seed: int = 0, num_workers: int = 0, sorted_epochs: int = 0
+):
+    sampler = BucketBatchSampler(dataset.frame_counts(), max_frames, shuffle, seed, sorted_epochs)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
     )

@@ -128,7 +128,7 @@ def train(
 
     model = build_model(cfg, len(tokenizer)).to(dev)
     frames_per_output = cfg.model.subsampling_factor
-    train_set = [u for u in trainable(train_utts, tokenizer, frames_per_output)]
+    train_set = trainable(train_utts, tokenizer, frames_per_output)
     if len(train_set) < len(train_utts):
         log_line(f"skipping {len(train_utts) - len(train_set)} training utterances "
                  "(empty, too short for their text, or unknown characters)")
@@ -136,7 +136,9 @@ def train(
         raise AsrError("no usable training utterances")
     train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment)
     dev_data = SpeechDataset(dev_utts, tokenizer, cfg.features, stats)
-    loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers)
+    loader, sampler = make_loader(
+        train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs
+    )
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * tc.epochs
 

@@ -21,6 +21,17 @@ def test_bucket_sampler_covers_all_once_and_respects_budget():
     assert list(sampler) == first  # and are reproducible
 
 
+def test_sortagrad_epochs_go_from_short_to_long():
+    frames = [50 + (i * 37) % 400 for i in range(200)]
+    sampler = BucketBatchSampler(frames, max_frames=2000, shuffle=True, seed=7, sorted_epochs=1)
+    sampler.set_epoch(1)
+    longest = [max(frames[i] for i in b) for b in sampler]
+    assert longest == sorted(longest)
+    sampler.set_epoch(2)
+    longest = [max(frames[i] for i in b) for b in sampler]
+    assert longest != sorted(longest)
+
+
 def test_bucket_sampler_groups_similar_lengths():
     frames = [100] * 10 + [1000] * 10
     batches = BucketBatchSampler(frames, max_frames=5000, shuffle=False).batches()

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from asr.checkpoint import load_bundle
+from asr.config import load_config
+from asr.manifest import Utterance, read_manifest
+from asr.tokenizer import CharTokenizer
+from asr.train import lr_lambda, train, trainable
+
+TINY = ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4", "train.warmup_steps=2",
+        "train.max_batch_frames=1500", "augment.speed_factors=[0.9, 1.1]"]
+
+
+def test_lr_schedule_warms_up_then_decays():
+    values = [lr_lambda(s, warmup=10, total=100, final_ratio=0.1) for s in range(120)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+    assert values[100] == pytest.approx(0.1) and values[119] == pytest.approx(0.1)
+
+
+def test_trainable_drops_unusable_utterances():
+    tok = CharTokenizer.build(["AB"])
+    utts = [Utterance("ok", "a", 1.0, "AB", "s"), Utterance("unknown", "a", 1.0, "ABC", "s"),
+            Utterance("short", "a", 0.05, "ABABAB", "s"), Utterance("empty", "a", 1.0, " ", "s")]
+    assert [u.id for u in trainable(utts, tok, frames_per_output=4)] == ["ok"]
+
+
+def test_resume_reproduces_an_uninterrupted_run(an4_prepared, tmp_path):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:6]
+    full = load_config(None, TINY + ["train.epochs=2"])
+    train(full, utts, utts[:2], tmp_path / "straight", progress=False, log=lambda s: None)
+    # Stop after epoch 1, then resume to epoch 2 from the epoch-1 checkpoint.
+    train(load_config(None, TINY + ["train.epochs=2"]), utts, utts[:2], tmp_path / "resumed",
+          progress=False, log=lambda s: None)
+    (tmp_path / "resumed" / "checkpoints" / "epoch-2.pt").unlink()
+    log = []
+    train(full, utts, utts[:2], tmp_path / "resumed", resume=True, progress=False, log=log.append)
+    assert any("resuming from" in line and "epoch-1.pt" in line for line in log)
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "epoch-2.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed" / "checkpoints" / "epoch-2.pt", weights_only=True)["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], msg=name)
+    bundle = load_bundle(tmp_path / "resumed" / "model.pt")
+    assert bundle.info["n_params"] > 0 and bundle.stats.mean.shape == (80,)
