@@ -91,6 +91,25 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_lm_build(args: argparse.Namespace) -> int:
+    from asr.lm import estimate, read_text_corpus, write_arpa
+    from asr.manifest import read_manifest
+
+    sentences = read_text_corpus(args.text) if args.text else []
+    for m in args.manifest:
+        sentences += [u.text.upper().split() for u in read_manifest(m)]
+    if not sentences:
+        raise AsrError("no text given: pass TEXT files and/or --manifest")
+    try:
+        model = estimate(sentences, args.order)
+    except ValueError as e:
+        raise AsrError(f"lm build: {e}") from None
+    write_arpa(model, args.output)
+    sizes = ", ".join(f"{n}-grams {sum(1 for g in model.prob if len(g) == n)}" for n in range(1, args.order + 1))
+    print(f"{args.output}: order {args.order}, {len(sentences)} sentences, vocabulary {len(model.vocab)}; {sizes}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
     p.add_argument("--version", action="version", version=f"asr {__version__}")
@@ -127,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="one JSON object per file")
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     s.set_defaults(func=cmd_transcribe)
+    s = sub.add_parser("lm", help="language models")
+    lm_sub = s.add_subparsers(dest="lm_command", required=True)
+    s = lm_sub.add_parser("build", help="estimate a modified Kneser-Ney n-gram LM and write ARPA")
+    s.add_argument("text", nargs="*", metavar="TEXT", help="text files, one sentence per line")
+    s.add_argument("--manifest", action="append", default=[], help="also take the texts of a manifest (repeatable)")
+    s.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    s.add_argument("-o", "--output", required=True, help="ARPA file to write")
+    s.set_defaults(func=cmd_lm_build)
     return p
 
 

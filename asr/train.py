@@ -53,14 +53,13 @@ def lr_lambda(step: int, warmup: int, total: int, final_ratio: float) -> float:
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def trainable(utts: Sequence[Utterance], tokenizer: CharTokenizer, frames_per_output: float) -> list[Utterance]:
-    """Utterances whose text the tokenizer covers and that are long enough for CTC."""
+def trainable(utts: Sequence[Utterance], tokenizer: CharTokenizer, seconds_per_output: float) -> list[Utterance]:
+    """Utterances whose text the tokenizer covers and that give CTC enough output frames."""
     keep = []
     for u in utts:
-        if not tokenizer.can_encode(u.text) or not u.text.strip():
+        if not u.text.strip() or not tokenizer.can_encode(u.text):
             continue
-        n_out = u.duration * 100 / frames_per_output
-        if n_out < len(u.text) + 1:
+        if u.duration / seconds_per_output < len(u.text) + 1:
             continue
         keep.append(u)
     return keep
@@ -127,8 +126,8 @@ def train(
     stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log_line, progress)
 
     model = build_model(cfg, len(tokenizer)).to(dev)
-    frames_per_output = cfg.model.subsampling_factor
-    train_set = trainable(train_utts, tokenizer, frames_per_output)
+    seconds_per_output = cfg.features.hop_ms / 1000 * cfg.model.subsampling_factor
+    train_set = trainable(train_utts, tokenizer, seconds_per_output)
     if len(train_set) < len(train_utts):
         log_line(f"skipping {len(train_utts) - len(train_set)} training utterances "
                  "(empty, too short for their text, or unknown characters)")

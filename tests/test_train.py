@@ -22,7 +22,7 @@ def test_trainable_drops_unusable_utterances():
     tok = CharTokenizer.build(["AB"])
     utts = [Utterance("ok", "a", 1.0, "AB", "s"), Utterance("unknown", "a", 1.0, "ABC", "s"),
             Utterance("short", "a", 0.05, "ABABAB", "s"), Utterance("empty", "a", 1.0, " ", "s")]
-    assert [u.id for u in trainable(utts, tok, frames_per_output=4)] == ["ok"]
+    assert [u.id for u in trainable(utts, tok, seconds_per_output=0.04)] == ["ok"]
 
 
 def test_resume_reproduces_an_uninterrupted_run(an4_prepared, tmp_path):

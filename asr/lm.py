@@ -1,0 +1,187 @@
+"""Word n-gram language models: modified Kneser-Ney estimation and ARPA files.
+
+Estimation follows Chen & Goodman (1998) as KenLM's lmplz does it (Heafield et al., 2013):
+- adjusted counts: raw counts for the highest order and for n-grams starting with <s>,
+  otherwise the number of distinct words seen to the left (continuation counts);
+- three discounts per order from the counts of adjusted counts 1..4;
+- interpolation down to a uniform distribution over the vocabulary (with <unk>).
+The interpolated model is written in ARPA backoff form: each seen n-gram carries its full
+interpolated probability, and each seen context the weight given to its lower order.
+
+We write our own rather than call KenLM's lmplz: PyPI's `kenlm` package builds only the
+query side, and no package from PyPI or Debian reachable here estimates modified KN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from asr.atomic import write_text_atomic
+from asr.errors import AsrError
+
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+Ngram = tuple[str, ...]
+
+
+@dataclass
+class NgramModel:
+    order: int
+    vocab: list[str]  # predictable words: the corpus words, </s> and <unk> (not <s>)
+    prob: dict[Ngram, float]  # interpolated p(w | h) of every seen n-gram (h + (w,))
+    backoff: dict[Ngram, float]  # weight of the lower order for every seen context h
+    discounts: list[tuple[float, float, float]]  # (D1, D2, D3+) per order 1..N
+    _known: set[str] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._known = set(self.vocab)
+
+    def probability(self, word: str, history: Sequence[str]) -> float:
+        """p(word | history) under the backoff model (history truncated to order - 1)."""
+        word = word if word in self._known else UNK
+        h = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
+        weight = 1.0
+        while True:
+            if h + (word,) in self.prob:
+                return weight * self.prob[h + (word,)]
+            weight *= self.backoff.get(h, 1.0)
+            if not h:
+                # Only reached for words missing from the unigrams, which cannot happen:
+                # every vocabulary word, <unk> included, has a unigram.
+                raise KeyError(word)
+            h = h[1:]
+
+
+def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> list[Counter]:
+    """Raw counts of every n-gram (n = 1..order) in the sentences padded with <s> and </s>.
+
+    <s> is only ever a context: n-grams ending in <s> are not counted.
+    """
+    counts = [Counter() for _ in range(order + 1)]  # counts[n] for n-grams of order n
+    for words in sentences:
+        padded = [BOS] + list(words) + [EOS]
+        for end in range(1, len(padded)):
+            for n in range(1, order + 1):
+                start = end + 1 - n
+                if start < 0:
+                    break
+                counts[n][tuple(padded[start : end + 1])] += 1
+    return counts
+
+
+def adjusted_counts(raw: list[Counter], order: int) -> list[dict[Ngram, int]]:
+    adjusted: list[dict[Ngram, int]] = [{} for _ in range(order + 1)]
+    adjusted[order] = dict(raw[order])
+    for n in range(order - 1, 0, -1):
+        left = Counter(g[1:] for g in raw[n + 1])  # distinct left extensions of each n-gram
+        adjusted[n] = {g: (c if g[0] == BOS else left[g]) for g, c in raw[n].items()}
+    return adjusted
+
+
+def discounts_for(counts: Iterable[int]) -> tuple[float, float, float]:
+    """Modified KN discounts (D1, D2, D3+) from the counts of counts 1..4."""
+    t = Counter(c for c in counts if c <= 4)
+    n1, n2, n3, n4 = (t[k] for k in (1, 2, 3, 4))
+    if n1 and n2:
+        y = n1 / (n1 + 2 * n2)
+        d = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2 if n2 else 0.0, 3 - 4 * y * n4 / n3 if n3 else 0.0)
+        if all(0 < d[k] < k + 1 for k in range(3)):
+            return d
+    # Too little text for the three estimates (tiny corpora): one absolute discount.
+    d = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+    return (d, d, d)
+
+
+def estimate(sentences: Iterable[Sequence[str]], order: int) -> NgramModel:
+    """Estimate an interpolated modified Kneser-Ney model of the given order."""
+    if order < 1:
+        raise ValueError("order must be at least 1")
+    sentences = [list(s) for s in sentences]
+    if not any(sentences):
+        raise ValueError("no words to estimate a language model from")
+    raw = count_ngrams(sentences, order)
+    adjusted = adjusted_counts(raw, order)
+    vocab = sorted({g[0] for g in raw[1]} - {BOS}) + [UNK]
+    if EOS in vocab:
+        vocab.remove(EOS)
+        vocab.insert(0, EOS)
+
+    prob: dict[Ngram, float] = {}
+    backoff: dict[Ngram, float] = {}
+    discounts = []
+    uniform = 1.0 / len(vocab)  # order 0: every vocabulary word alike
+    for n in range(1, order + 1):
+        counts = adjusted[n]
+        d = discounts_for(counts.values())
+        discounts.append(d)
+        by_context: dict[Ngram, list[tuple[str, int]]] = defaultdict(list)
+        for g, c in counts.items():
+            by_context[g[:-1]].append((g[-1], c))
+        for h, continuations in by_context.items():
+            total = sum(c for _, c in continuations)
+            gamma = sum(d[min(c, 3) - 1] for _, c in continuations) / total
+            backoff[h] = gamma
+            for w, c in continuations:
+                lower_p = uniform if n == 1 else _lower(prob, backoff, h[1:], w)
+                prob[h + (w,)] = (c - d[min(c, 3) - 1]) / total + gamma * lower_p
+        if n == 1:  # vocabulary words never seen as unigrams (<unk>) get the uniform share
+            for w in vocab:
+                prob.setdefault((w,), backoff[()] * uniform)
+    # A context's weight is only needed where longer n-grams exist; the order-0 weight is
+    # folded into the unigrams above.
+    del backoff[()]
+    return NgramModel(order, vocab, prob, backoff, discounts)
+
+
+def _lower(prob: dict[Ngram, float], backoff: dict[Ngram, float], h: Ngram, w: str) -> float:
+    """p(w | h) from the already-estimated lower orders, backing off as needed."""
+    weight = 1.0
+    while h + (w,) not in prob:
+        weight *= backoff.get(h, 1.0)
+        h = h[1:]
+    return weight * prob[h + (w,)]
+
+
+def write_arpa(model: NgramModel, path: str | Path) -> None:
+    """Write the model as an ARPA file (log10 probabilities and backoff weights)."""
+    by_order: list[list[Ngram]] = [[] for _ in range(model.order + 1)]
+    for g in model.prob:
+        by_order[len(g)].append(g)
+    has_bos_context = (BOS,) in model.backoff
+    lines = ["", "\\data\\"]
+    for n in range(1, model.order + 1):
+        extra = 1 if n == 1 else 0  # <s> appears as a unigram with no probability of its own
+        lines.append(f"ngram {n}={len(by_order[n]) + extra}")
+    for n in range(1, model.order + 1):
+        lines += ["", f"\\{n}-grams:"]
+        if n == 1:
+            bos = f"-99\t{BOS}"
+            if has_bos_context:
+                bos += f"\t{math.log10(model.backoff[(BOS,)]):.6f}"
+            lines.append(bos)
+        for g in sorted(by_order[n]):
+            line = f"{math.log10(model.prob[g]):.6f}\t{' '.join(g)}"
+            if n < model.order and g in model.backoff:
+                line += f"\t{math.log10(model.backoff[g]):.6f}"
+            lines.append(line)
+    lines += ["", "\\end\\", ""]
+    write_text_atomic(path, "\n".join(lines))
+
+
+def read_text_corpus(paths: Sequence[str | Path]) -> list[list[str]]:
+    """One sentence per line, words split on whitespace, upper-cased as transcripts are."""
+    sentences = []
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise AsrError(f"{path}: no such text file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise AsrError(f"{path}: cannot read text ({e})") from None
+        sentences += [line.upper().split() for line in text.splitlines() if line.strip()]
+    if not sentences:
+        raise AsrError(f"{', '.join(map(str, paths))}: no text to build a language model from")
+    return sentences

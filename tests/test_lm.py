@@ -1,0 +1,148 @@
+import math
+import random
+
+import pytest
+
+from asr.lm import BOS, EOS, UNK, discounts_for, estimate, write_arpa
+
+
+def test_discounts_follow_chen_goodman():
+    counts = [1] * 10 + [2] * 5 + [3] * 3 + [4] * 2 + [9] * 7
+    d1, d2, d3 = discounts_for(counts)
+    y = 10 / (10 + 2 * 5)
+    assert (d1, d2, d3) == pytest.approx((1 - 2 * y * 5 / 10, 2 - 3 * y * 3 / 5, 3 - 4 * y * 2 / 3))
+
+
+def test_hand_computed_bigram():
+    model = estimate([["A", "B"], ["A", "C"], ["B"]], order=2)
+    # Unigram discounts fall back to one D = n1/(n1+2n2) = 1/3 (no adjusted count of 3).
+    # Continuation counts: A 1, B 2, C 1, </s> 2 (total 6); vocabulary of 5 with <unk>.
+    gamma0 = 4 * (1 / 3) / 6
+    p_c = (1 - 1 / 3) / 6 + gamma0 / 5
+    # Bigram counts 2,1,2,1,1,1 -> one D = 4/(4+2*2) = 0.5; context A has B:1 and C:1.
+    assert model.probability("C", ["A"]) == pytest.approx(0.5 / 2 + (2 * 0.5 / 2) * p_c)
+    assert model.probability("ZEBRA", ["A"]) == model.probability(UNK, ["A"])
+    assert model.vocab[0] == EOS and UNK in model.vocab and BOS not in model.vocab
+
+
+def corpus(seed=0, n=300):
+    rng = random.Random(seed)
+    words = "ENTER SIX TWO FOUR ERASE RUBOUT YES NO GO STOP A B C D E".split()
+    weights = [1 / (i + 1) for i in range(len(words))]
+    return [rng.choices(words, weights, k=rng.randint(1, 7)) for _ in range(n)]
+
+
+def reference_probability(sentences, order, discounts, word, history):
+    """Interpolated modified KN straight from the definitions, by scanning the corpus."""
+    padded = [[BOS] + s + [EOS] for s in sentences]
+    vocab = sorted({w for s in sentences for w in s} | {EOS, UNK})
+
+    def occurrences(g):
+        n = len(g)
+        return [(s, i) for s in padded for i in range(len(s) - n + 1) if tuple(s[i : i + n]) == g]
+
+    def adjusted(g):
+        occ = occurrences(g)
+        if len(g) == order or g[0] == BOS:
+            return len(occ)
+        return len({s[i - 1] for s, i in occ if i > 0})
+
+    def p(w, h):
+        if len(h) == 0:
+            followers = {w2 for s in padded for w2 in s[1:]}
+        else:
+            followers = {s[i + len(h)] for s, i in occurrences(h) if i + len(h) < len(s)}
+        lower = 1 / len(vocab) if len(h) == 0 else p(w, h[1:])
+        counts = {x: adjusted(h + (x,)) for x in followers}
+        total = sum(counts.values())
+        if total == 0:
+            return lower
+        d = discounts[len(h)]
+        disc = lambda c: d[min(c, 3) - 1]  # noqa: E731
+        gamma = sum(disc(c) for c in counts.values()) / total
+        c = counts.get(w, 0)
+        return (c - disc(c) if c else 0) / total + gamma * lower
+
+    return p(word, tuple(history)[-(order - 1):] if order > 1 else ())
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_agrees_with_reference_and_sums_to_one(order):
+    sentences = corpus(n=50)
+    model = estimate(sentences, order)
+    histories = {()} | set(model.backoff) | {("NEVER", "SEEN"), (BOS, "ZZZ")}
+    rng = random.Random(1)
+    for h in sorted(histories):
+        h = h[-(order - 1):] if order > 1 else ()
+        total = sum(model.probability(w, h) for w in model.vocab)
+        assert total == pytest.approx(1.0, abs=1e-9), h
+    sample = rng.sample(sorted(histories), min(12, len(histories)))
+    for h in sample:
+        for w in rng.sample(model.vocab, 4):
+            want = reference_probability(sentences, order, model.discounts, w, h)
+            assert model.probability(w, h) == pytest.approx(want, rel=1e-9), (h, w)
+
+
+def read_arpa(path):
+    """A plain ARPA reader: {ngram: (log10 p, log10 backoff)} and the header counts."""
+    entries, header, order = {}, {}, 0
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("ngram "):
+            n, count = line[6:].split("=")
+            header[int(n)] = int(count)
+        elif line.endswith("-grams:"):
+            order = int(line[1:].split("-")[0])
+        elif line and order and not line.startswith("\\"):
+            parts = line.split("\t")
+            words = tuple(parts[1].split())
+            assert len(words) == order
+            entries[words] = (float(parts[0]), float(parts[2]) if len(parts) > 2 else 0.0)
+    return entries, header
+
+
+def arpa_probability(entries, word, history):
+    h = tuple(history)
+    log_bo = 0.0
+    while h + (word,) not in entries:
+        log_bo += entries.get(h, (0, 0.0))[1] if h else 0.0
+        h = h[1:]
+    return 10 ** (log_bo + entries[h + (word,)][0])
+
+
+def test_arpa_file_gives_the_same_probabilities(tmp_path):
+    sentences = corpus(seed=3)
+    model = estimate(sentences, 3)
+    write_arpa(model, tmp_path / "lm.arpa")
+    entries, header = read_arpa(tmp_path / "lm.arpa")
+    for n in (1, 2, 3):
+        assert header[n] == sum(1 for g in entries if len(g) == n)
+    assert entries[(BOS,)][0] == -99
+    for h in [(), (BOS,), (BOS, "ENTER"), ("SIX", "TWO"), ("NO", "SUCH")]:
+        for w in model.vocab:
+            p = arpa_probability(entries, w, h)
+            assert p == pytest.approx(model.probability(w, h), rel=1e-5)
+            assert math.isfinite(math.log10(p))
+
+
+def test_rejects_empty_text():
+    with pytest.raises(ValueError):
+        estimate([[], []], 2)
+
+
+def test_cli_builds_from_text_and_manifest(tmp_path, capsys):
+    from asr.cli import main
+    from asr.manifest import Utterance, write_manifest
+
+    (tmp_path / "a.txt").write_text("enter six two\n\nerase c q\n")
+    write_manifest([Utterance("u", "x.wav", 1.0, "GO STOP", "s")], tmp_path / "m.jsonl")
+    out = tmp_path / "lm.arpa"
+    assert main(["lm", "build", "--order", "2", str(tmp_path / "a.txt"), "--manifest", str(tmp_path / "m.jsonl"),
+                 "-o", str(out)]) == 0
+    entries, header = read_arpa(out)
+    assert ("ENTER", "SIX") in entries and ("GO", "STOP") in entries and ("SIX", "TWO") in entries
+    assert "3 sentences" in capsys.readouterr().out
+    assert main(["lm", "build", str(tmp_path / "missing.txt"), "-o", str(out)]) == 1
+    assert "missing.txt: no such text file" in capsys.readouterr().err
+    assert main(["lm", "build", "--order", "0", str(tmp_path / "a.txt"), "-o", str(out)]) == 1
+    assert "order must be at least 1" in capsys.readouterr().err
