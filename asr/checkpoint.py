@@ -72,12 +72,16 @@ def load_checkpoint_file(path: str | Path) -> dict:
 def bundle_from_dict(data: dict, where: str) -> Bundle:
     if data.get("format") != BUNDLE_FORMAT:
         raise AsrError(f"{where}: not an asr model bundle (format {data.get('format')!r})")
-    cfg = from_dict(RunConfig, data["config"], where=f"{where}: config")
-    tokenizer = CharTokenizer(data["tokens"])
-    model = build_model(cfg, len(tokenizer))
-    model.load_state_dict(data["model"])
-    model.eval()
-    return Bundle(cfg, tokenizer, FeatureStats.from_dict(data["stats"]), model, data.get("info", {}))
+    try:
+        cfg = from_dict(RunConfig, data["config"], where=f"{where}: config")
+        tokenizer = CharTokenizer(data["tokens"])
+        model = build_model(cfg, len(tokenizer))
+        model.load_state_dict(data["model"])
+        stats = FeatureStats.from_dict(data["stats"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AsrError(f"{where}: model bundle does not match this version of asr ({first})") from None
+    return Bundle(cfg, tokenizer, stats, model.eval(), data.get("info", {}))
 
 
 def load_bundle(path: str | Path) -> Bundle:

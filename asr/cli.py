@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,17 +46,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def lexicon_for(args: argparse.Namespace, tokenizer, tmp_path: Path) -> Path | None:
+    """The lexicon for beam search: --lexicon, else one spelled from the LM's words, else none."""
+    from asr.decoding import write_lexicon
+    from asr.lm import read_arpa_words
+
+    if args.lexicon:
+        if not Path(args.lexicon).is_file():
+            raise AsrError(f"{args.lexicon}: no such lexicon file")
+        return Path(args.lexicon)
+    if args.lm and not args.lexicon_free:
+        write_lexicon(read_arpa_words(args.lm), tmp_path, tokenizer)
+        return tmp_path
+    return None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.checkpoint import load_bundle
+    from asr.config import apply_overrides
     from asr.evaluate import evaluate_manifest
     from asr.manifest import read_manifest
     from asr.train import pick_device
 
     bundle = load_bundle(args.model)
+    bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
     utts = read_manifest(args.manifest)
-    t0 = time.time()
-    summary = evaluate_manifest(bundle, utts, args.out, pick_device(args.device),
-                                title=f"{args.manifest} decoded with {args.model}")
+    with tempfile.TemporaryDirectory() as tmp:
+        lexicon = lexicon_for(args, bundle.tokenizer, Path(tmp) / "lexicon.txt")
+        t0 = time.time()
+        summary = evaluate_manifest(bundle, utts, args.out, pick_device(args.device),
+                                    title=f"{args.manifest} decoded with {args.model}", lexicon=lexicon, lm=args.lm)
     elapsed = time.time() - t0
     audio = sum(u.duration for u in utts)
     print(summary.table(f"{args.manifest} ({len(utts)} utterances, {audio:.0f}s of audio)"), end="")
@@ -110,6 +130,14 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_decode_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--set", action="append", default=[], metavar="decode.FIELD=VALUE",
+                   help="override a decode setting, e.g. --set decode.method=beam --set decode.lm_weight=0.8")
+    s.add_argument("--lm", help="ARPA n-gram LM for beam search")
+    s.add_argument("--lexicon", help="lexicon (WORD c h a r s |) for beam search (default: the LM's words)")
+    s.add_argument("--lexicon-free", action="store_true", help="beam search over characters, open vocabulary")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
     p.add_argument("--version", action="version", version=f"asr {__version__}")
@@ -138,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--manifest", required=True, help="manifest to decode (JSONL)")
     s.add_argument("--out", required=True, help="report folder")
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    add_decode_options(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("transcribe", help="print the transcript of audio files")

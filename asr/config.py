@@ -66,7 +66,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    method: str = "greedy"
+    method: str = "greedy"  # "greedy" or "beam"
+    beam_size: int = 50
+    beam_threshold: float = 25.0  # prune hypotheses this far below the best
+    lm_weight: float = 1.0  # weight of the n-gram LM (beam with an LM only)
+    word_score: float = 0.0  # added per emitted word (insertion score)
+    n_best: int = 1
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,17 @@ def from_dict(cls: type, data: dict, where: str = "config", prefix: str = "") ->
     return cls(**kwargs)
 
 
+def apply_overrides(cfg: RunConfig, overrides: list[str], allowed: tuple[str, ...] | None = None) -> RunConfig:
+    """`cfg` with `section.field=value` overrides applied (only to `allowed` sections, if given)."""
+    data = to_dict(cfg)
+    for item in overrides:
+        section = item.partition(".")[0]
+        if allowed is not None and section not in allowed:
+            raise AsrError(f"--set {item}: only {', '.join(allowed)} settings can be changed here")
+    _merge_overrides(data, overrides)
+    return from_dict(RunConfig, data, where="--set")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
     """Defaults, then the YAML file at `path` (if any), then `section.field=value` overrides."""
     data: dict = {}
@@ -114,6 +130,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
             raise AsrError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise AsrError(f"{path}: expected a mapping of sections at the top level")
+    _merge_overrides(data, overrides)
+    return from_dict(RunConfig, data, where=str(path) if path else "config")
+
+
+def _merge_overrides(data: dict, overrides: list[str]) -> None:
     for item in overrides:
         key, sep, raw = item.partition("=")
         parts = key.strip().split(".")
@@ -123,7 +144,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
         if not isinstance(data[parts[0]], dict):
             raise AsrError(f"--set {item}: '{parts[0]}' is not a section")
         data[parts[0]][parts[1]] = yaml.safe_load(raw) if raw.strip() else ""
-    return from_dict(RunConfig, data, where=str(path) if path else "config")
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:

@@ -146,3 +146,13 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.batches())
+
+
+def make_loader(
+    dataset: SpeechDataset, max_frames: int, shuffle: bool, seed: int = 0, num_workers: int = 0, sorted_epochs: int = 0
+):
+    sampler = BucketBatchSampler(dataset.frame_counts(), max_frames, shuffle, seed, sorted_epochs)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
+    )
+    return loader, sampler

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
+from asr.atomic import write_text_atomic
 from asr.config import DecodeConfig
-from asr.tokenizer import CharTokenizer
+from asr.tokenizer import BLANK, SPACE, CharTokenizer
+
+UNK_WORD = "<unk>"
 
 
 @dataclass
@@ -46,7 +50,83 @@ class GreedyDecoder:
         return hyps
 
 
-def make_decoder(cfg: DecodeConfig, tokenizer: CharTokenizer) -> GreedyDecoder:
+class BeamSearchDecoder:
+    """CTC beam search (torchaudio's flashlight-text decoder), optionally with a word
+    lexicon and an n-gram LM in ARPA format.
+
+    With a lexicon, hypotheses are sequences of lexicon words; without one the search is
+    over characters (open vocabulary), and an LM, if given, still scores the words.
+    """
+
+    def __init__(
+        self,
+        tokenizer: CharTokenizer,
+        cfg: DecodeConfig,
+        lexicon: str | Path | None = None,
+        lm: str | Path | None = None,
+    ):
+        from torchaudio.models.decoder import ctc_decoder
+
+        self.tokenizer = tokenizer
+        self.lexicon_based = lexicon is not None
+        self._decoder = ctc_decoder(
+            lexicon=str(lexicon) if lexicon else None,
+            tokens=tokenizer.tokens,
+            lm=str(lm) if lm else None,
+            nbest=cfg.n_best,
+            beam_size=cfg.beam_size,
+            beam_threshold=cfg.beam_threshold,
+            lm_weight=cfg.lm_weight if lm else 0.0,
+            word_score=cfg.word_score,
+            blank_token=BLANK,
+            sil_token=SPACE,
+            unk_word=UNK_WORD,
+        )
+
+    def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[Hypothesis]:
+        return [group[0] for group in self.n_best(log_probs, lens)]
+
+    def n_best(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[Hypothesis]]:
+        """The n best hypotheses of each utterance, best first."""
+        results = self._decoder(log_probs.float().cpu().contiguous(), lens.to(torch.int32).cpu())
+        return [[self._hypothesis(h) for h in group] for group in results]
+
+    def _hypothesis(self, h) -> Hypothesis:
+        # flashlight counts frames from 1 (frame 0 is its virtual start): shift back.
+        keep = [(int(t), int(s) - 1) for t, s in zip(h.tokens, h.timesteps) if int(t) != self.tokenizer.blank_id]
+        # The decoder brackets the output with word separators; drop them at the edges.
+        space = self.tokenizer.tokens.index(SPACE)
+        while keep and keep[0][0] == space:
+            keep.pop(0)
+        while keep and keep[-1][0] == space:
+            keep.pop()
+        tokens = [t for t, _ in keep]
+        text = " ".join(h.words) if self.lexicon_based else self.tokenizer.decode(tokens)
+        return Hypothesis(text=text, tokens=tokens, score=float(h.score), timesteps=[s for _, s in keep])
+
+
+def write_lexicon(words: list[str], path: str | Path, tokenizer: CharTokenizer) -> int:
+    """Spell each word the tokenizer can write as characters ending in the word separator.
+
+    Returns the number of words written (words with unknown characters are left out).
+    """
+    lines = [
+        f"{w} {' '.join(w)} {SPACE}\n"
+        for w in words
+        if w not in (UNK_WORD, "<s>", "</s>") and tokenizer.can_encode(w) and " " not in w
+    ]
+    write_text_atomic(path, "".join(lines))
+    return len(lines)
+
+
+def make_decoder(
+    cfg: DecodeConfig,
+    tokenizer: CharTokenizer,
+    lexicon: str | Path | None = None,
+    lm: str | Path | None = None,
+) -> GreedyDecoder | BeamSearchDecoder:
     if cfg.method == "greedy":
         return GreedyDecoder(tokenizer)
-    raise ValueError(f"unknown decoding method {cfg.method!r} (available: greedy)")
+    if cfg.method == "beam":
+        return BeamSearchDecoder(tokenizer, cfg, lexicon, lm)
+    raise ValueError(f"unknown decoding method {cfg.method!r} (available: greedy, beam)")

@@ -8,21 +8,12 @@ from typing import Sequence
 import torch
 
 from asr.checkpoint import Bundle
-from asr.data import BucketBatchSampler, SpeechDataset, collate
+from asr.config import to_dict
+from asr.data import SpeechDataset, make_loader
 from asr.decoding import Hypothesis, make_decoder
 from asr.manifest import Utterance
-from asr.model import AcousticModel
-from asr.scoring import Summary, write_report, score
-
-
-def make_loader(
-    dataset: SpeechDataset, max_frames: int, shuffle: bool, seed: int = 0, num_workers: int = 0, sorted_epochs: int = 0
-):
-    sampler = BucketBatchSampler(dataset.frame_counts(), max_frames, shuffle, seed, sorted_epochs)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
-    )
-    return loader, sampler
+from asr.model import AcousticModel, ctc_loss_sum
+from asr.scoring import Summary, score, write_report
 
 
 @torch.no_grad()
@@ -46,31 +37,24 @@ def decode_dataset(
     return hyps, loss_sum / max(len(dataset), 1)
 
 
-def ctc_loss_sum(log_probs, out_lens, targets, target_lens) -> torch.Tensor:
-    """Summed CTC loss of a batch (impossible alignments count as zero, not infinity)."""
-    return torch.nn.functional.ctc_loss(
-        log_probs.transpose(0, 1),  # (B, T, V) -> (T, B, V)
-        targets,
-        out_lens,
-        target_lens,
-        blank=0,
-        reduction="sum",
-        zero_infinity=True,
-    )
-
-
 def score_hypotheses(utts: Sequence[Utterance], hyps: dict[str, Hypothesis]) -> Summary:
     summary, _ = score([u.text for u in utts], [hyps[u.id].text for u in utts])
     return summary
 
 
 def evaluate_manifest(
-    bundle: Bundle, utts: Sequence[Utterance], out_dir: str | Path, device: torch.device, title: str = ""
+    bundle: Bundle,
+    utts: Sequence[Utterance],
+    out_dir: str | Path,
+    device: torch.device,
+    title: str = "",
+    lexicon: str | Path | None = None,
+    lm: str | Path | None = None,
 ) -> Summary:
-    """Decode `utts` with the bundle's model and decoder, write the scoring report to out_dir."""
+    """Decode `utts` with the bundle's model and decode settings, write the report to out_dir."""
     model = bundle.model.to(device)
     dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
-    decoder = make_decoder(bundle.config.decode, bundle.tokenizer)
+    decoder = make_decoder(bundle.config.decode, bundle.tokenizer, lexicon, lm)
     hyps, loss = decode_dataset(model, dataset, decoder, device)
     return write_report(
         out_dir,
@@ -79,5 +63,6 @@ def evaluate_manifest(
         refs=[u.text for u in utts],
         hyps=[hyps[u.id].text for u in utts],
         title=title,
-        extra={"ctc_loss_per_utt": loss, "decode": bundle.config.decode.method},
+        extra={"ctc_loss_per_utt": loss, "decode": to_dict(bundle.config.decode),
+               "lm": str(lm) if lm else None, "lexicon": str(lexicon) if lexicon else None},
     )

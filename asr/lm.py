@@ -171,6 +171,28 @@ def write_arpa(model: NgramModel, path: str | Path) -> None:
     write_text_atomic(path, "\n".join(lines))
 
 
+def read_arpa_words(path: str | Path) -> list[str]:
+    """The words of an ARPA file's unigram section (without <s>, </s> and <unk>)."""
+    words, in_unigrams = [], False
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("\\"):
+                    if in_unigrams:
+                        break
+                    in_unigrams = line == "\\1-grams:"
+                elif in_unigrams and line:
+                    parts = line.split()
+                    if len(parts) >= 2 and parts[1] not in (BOS, EOS, UNK):
+                        words.append(parts[1])
+    except OSError as e:
+        raise AsrError(f"{path}: cannot read language model ({e.strerror})") from None
+    if not words:
+        raise AsrError(f"{path}: no unigrams found (not an ARPA file?)")
+    return words
+
+
 def read_text_corpus(paths: Sequence[str | Path]) -> list[list[str]]:
     """One sentence per line, words split on whitespace, upper-cased as transcripts are."""
     sentences = []

@@ -153,5 +153,18 @@ def init_forget_bias(lstm: nn.LSTM, value: float) -> None:
                 p[h : 2 * h] = value / 2
 
 
+def ctc_loss_sum(log_probs, out_lens, targets, target_lens) -> torch.Tensor:
+    """Summed CTC loss of a batch (impossible alignments count as zero, not infinity)."""
+    return torch.nn.functional.ctc_loss(
+        log_probs.transpose(0, 1),  # (B, T, V) -> (T, B, V)
+        targets,
+        out_lens,
+        target_lens,
+        blank=0,
+        reduction="sum",
+        zero_infinity=True,
+    )
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

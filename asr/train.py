@@ -23,13 +23,13 @@ from tqdm import tqdm
 from asr.atomic import save_torch_atomic
 from asr.checkpoint import bundle_dict, build_model, load_checkpoint_file
 from asr.config import RunConfig, from_dict, save_config, to_dict
-from asr.data import SpeechDataset, utterance_features
+from asr.data import SpeechDataset, make_loader, utterance_features
 from asr.decoding import GreedyDecoder
 from asr.errors import AsrError
-from asr.evaluate import ctc_loss_sum, decode_dataset, make_loader, score_hypotheses
+from asr.evaluate import decode_dataset, score_hypotheses
 from asr.features import FeatureStats
 from asr.manifest import Utterance
-from asr.model import count_parameters
+from asr.model import count_parameters, ctc_loss_sum
 from asr.tokenizer import CharTokenizer
 
 

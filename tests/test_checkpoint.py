@@ -39,3 +39,16 @@ def test_not_a_bundle(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(AsrError, match="not an asr model bundle"):
         load_bundle(tmp_path / "other.pt")
+
+
+def test_mismatched_weights(tmp_path):
+    cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1"])
+    tok = CharTokenizer.build(["AB"])
+    model = build_model(cfg, len(tok))
+    save_bundle(tmp_path / "m.pt", cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
+                model=model, info={})
+    data = torch.load(tmp_path / "m.pt", weights_only=True)
+    data["model"] = {"rnn.weight_ih_l0": torch.zeros(3)}  # e.g. a bundle from another model layout
+    torch.save(data, tmp_path / "m.pt")
+    with pytest.raises(AsrError, match="does not match this version"):
+        load_bundle(tmp_path / "m.pt")

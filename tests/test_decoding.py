@@ -1,5 +1,6 @@
 import math
 
+
 import pytest
 import torch
 
@@ -46,3 +47,61 @@ def test_make_decoder():
     assert isinstance(make_decoder(DecodeConfig(method="greedy"), TOK), GreedyDecoder)
     with pytest.raises(ValueError, match="unknown decoding method"):
         make_decoder(DecodeConfig(method="nope"), TOK)
+
+
+def random_log_probs(seed, batch=3, frames=40, n_tokens=5):
+    g = torch.Generator().manual_seed(seed)
+    # Peaky, CTC-like posteriors: blank dominates most frames.
+    logits = torch.randn(batch, frames, n_tokens, generator=g) * 3
+    logits[..., 0] += 2.0
+    return logits.log_softmax(-1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_beam_of_one_without_lm_equals_greedy(seed):
+    lp = random_log_probs(seed)
+    lens = torch.tensor([40, 31, 17])
+    beam = make_decoder(DecodeConfig(method="beam", beam_size=1), TOK)
+    greedy = GreedyDecoder(TOK)
+    for b, g in zip(beam(lp, lens), greedy(lp, lens)):
+        assert b.text == g.text
+        # The beam decoder drops word separators at the edges; greedy keeps what it sees.
+        pairs = list(zip(g.tokens, g.timesteps))
+        while pairs and pairs[0][0] == 1:
+            pairs.pop(0)
+        while pairs and pairs[-1][0] == 1:
+            pairs.pop()
+        assert b.tokens == [t for t, _ in pairs] and b.timesteps == [s for _, s in pairs]
+
+
+def spell(text, frames_per_char=3):
+    """Log-probs that spell `text` (one confident frame per character, blanks between)."""
+    path = []
+    for c in text:
+        path += [TOK.tokens.index("|" if c == " " else c)] + [0] * (frames_per_char - 1)
+    return log_probs_from_path(path, p=0.8)
+
+
+def test_lexicon_restricts_words_and_lm_breaks_ties(tmp_path):
+    from asr.decoding import write_lexicon
+    from asr.lm import estimate, write_arpa
+
+    assert write_lexicon(["AB", "BA", "CAB", "A-B", "<unk>"], tmp_path / "lex.txt", TOK) == 3
+    assert (tmp_path / "lex.txt").read_text().splitlines()[0] == "AB A B |"
+    # Frames spelling "AB" but with "B" and "A" equally likely in both positions.
+    lp = spell("AB")
+    a, b = TOK.tokens.index("A"), TOK.tokens.index("B")
+    lp[0, a] = lp[0, b] = lp[3, a] = lp[3, b] = math.log(0.45)
+    lp = lp.unsqueeze(0)
+    lens = torch.tensor([lp.shape[1]])
+    cfg = DecodeConfig(method="beam", beam_size=20, n_best=3)
+    no_lm = make_decoder(cfg, TOK, lexicon=tmp_path / "lex.txt")
+    assert no_lm(lp, lens)[0].text in {"AB", "BA"}
+    write_arpa(estimate([["BA"]] * 20 + [["AB"]], 2), tmp_path / "lm.arpa")
+    with_lm = make_decoder(DecodeConfig(method="beam", beam_size=20, n_best=3, lm_weight=2.0), TOK,
+                           lexicon=tmp_path / "lex.txt", lm=tmp_path / "lm.arpa")
+    best = with_lm.n_best(lp, lens)[0]
+    assert best[0].text == "BA"
+    texts = [h.text for h in best]
+    assert "AB" in texts and set(texts) <= {"AB", "BA", "CAB", ""}  # lexicon words only (or nothing)
+    assert best[0].score >= best[1].score

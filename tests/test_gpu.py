@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from asr.config import ModelConfig
-from asr.evaluate import ctc_loss_sum
-from asr.model import AcousticModel
+from asr.model import AcousticModel, ctc_loss_sum
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
