@@ -46,3 +46,13 @@ def test_missing_and_empty_manifests(tmp_path):
         read_manifest(tmp_path / "none.jsonl")
     with pytest.raises(ManifestError, match="holds no utterances"):
         read_manifest(write_lines(tmp_path / "empty.jsonl", ["", " "]))
+
+
+def test_atomic_write_leaves_no_temporary_and_usual_mode(tmp_path):
+    import os
+
+    write_manifest([Utterance("u1", "a.wav", 1.5, "HELLO", "s1")], tmp_path / "m.jsonl")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.jsonl"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.jsonl").stat().st_mode & 0o777 == 0o666 & ~mask
