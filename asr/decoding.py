@@ -88,8 +88,27 @@ class BeamSearchDecoder:
 
     def n_best(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[Hypothesis]]:
         """The n best hypotheses of each utterance, best first."""
-        results = self._decoder(log_probs.float().cpu().contiguous(), lens.to(torch.int32).cpu())
+        log_probs, lens = log_probs.float().cpu(), lens.cpu()
+        if self.lexicon_based:
+            log_probs, lens = self._close_last_word(log_probs, lens)
+        results = self._decoder(log_probs.contiguous(), lens.to(torch.int32))
         return [[self._hypothesis(h) for h in group] for group in results]
+
+    def _close_last_word(self, log_probs: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append one frame that is surely a word separator to each utterance.
+
+        Lexicon spellings end in the separator, but models trained on transcripts without
+        a trailing space rarely emit one after the last word: without this frame the
+        decoder could not finish that word, and dropped it.
+        """
+        b, t, v = log_probs.shape
+        out = torch.full((b, t + 1, v), -1e4)  # (B, T, V) -> (B, T + 1, V)
+        out[:, :t] = log_probs
+        sep = self.tokenizer.tokens.index(SPACE)
+        for i, n in enumerate(lens.tolist()):
+            out[i, n] = -1e4
+            out[i, n, sep] = 0.0
+        return out, lens + 1
 
     def _hypothesis(self, h) -> Hypothesis:
         # flashlight counts frames from 1 (frame 0 is its virtual start): shift back.

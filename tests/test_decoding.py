@@ -105,3 +105,18 @@ def test_lexicon_restricts_words_and_lm_breaks_ties(tmp_path):
     texts = [h.text for h in best]
     assert "AB" in texts and set(texts) <= {"AB", "BA", "CAB", ""}  # lexicon words only (or nothing)
     assert best[0].score >= best[1].score
+
+
+def test_lexicon_search_keeps_the_last_word_without_a_trailing_separator(tmp_path):
+    from asr.decoding import write_lexicon
+
+    from asr.lm import estimate, write_arpa
+
+    write_lexicon(["AB", "BA", "C"], tmp_path / "lex.txt", TOK)
+    write_arpa(estimate([["AB", "BA", "C"], ["C", "AB"]], 2), tmp_path / "lm.arpa")
+    lp = spell("AB BA C").unsqueeze(0)  # no separator after the last word
+    dec = make_decoder(DecodeConfig(method="beam", beam_size=10), TOK, lexicon=tmp_path / "lex.txt",
+                       lm=tmp_path / "lm.arpa")
+    hyp = dec(lp, torch.tensor([lp.shape[1]]))[0]
+    assert hyp.text == "AB BA C"
+    assert hyp.timesteps == [0, 3, 6, 9, 12, 15, 18]  # the frames that spelled each token
