@@ -31,6 +31,8 @@ class Bundle:
     stats: FeatureStats
     model: AcousticModel
     info: dict  # free-form provenance: epoch, dev WER, parameter count, ...
+    lm_arpa: str | None = None  # n-gram LM (ARPA text) for beam search, stored by `asr tune`
+    lexicon: str | None = None  # lexicon text (WORD c h a r s |) for beam search
 
 
 def build_model(cfg: RunConfig, n_tokens: int) -> AcousticModel:
@@ -38,7 +40,13 @@ def build_model(cfg: RunConfig, n_tokens: int) -> AcousticModel:
 
 
 def bundle_dict(
-    cfg: RunConfig, tokenizer: CharTokenizer, stats: FeatureStats, model: torch.nn.Module, info: dict
+    cfg: RunConfig,
+    tokenizer: CharTokenizer,
+    stats: FeatureStats,
+    model: torch.nn.Module,
+    info: dict,
+    lm_arpa: str | None = None,
+    lexicon: str | None = None,
 ) -> dict:
     return {
         "format": BUNDLE_FORMAT,
@@ -47,6 +55,8 @@ def bundle_dict(
         "stats": stats.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "info": dict(info),
+        "lm_arpa": lm_arpa,
+        "lexicon": lexicon,
     }
 
 
@@ -81,7 +91,12 @@ def bundle_from_dict(data: dict, where: str) -> Bundle:
     except (KeyError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AsrError(f"{where}: model bundle does not match this version of asr ({first})") from None
-    return Bundle(cfg, tokenizer, stats, model.eval(), data.get("info", {}))
+    return Bundle(cfg, tokenizer, stats, model.eval(), data.get("info", {}), data.get("lm_arpa"), data.get("lexicon"))
+
+
+def save_bundle_object(bundle: Bundle, path: str | Path) -> None:
+    save_bundle(path, cfg=bundle.config, tokenizer=bundle.tokenizer, stats=bundle.stats, model=bundle.model,
+                info=bundle.info, lm_arpa=bundle.lm_arpa, lexicon=bundle.lexicon)
 
 
 def load_bundle(path: str | Path) -> Bundle:

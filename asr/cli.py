@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from asr import __version__
+from asr.config import apply_overrides
 from asr.errors import AsrError
 
 
@@ -46,24 +46,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def lexicon_for(args: argparse.Namespace, tokenizer, tmp_path: Path) -> Path | None:
-    """The lexicon for beam search: --lexicon, else one spelled from the LM's words, else none."""
-    from asr.decoding import write_lexicon
-    from asr.lm import read_arpa_words
-
-    if args.lexicon:
-        if not Path(args.lexicon).is_file():
-            raise AsrError(f"{args.lexicon}: no such lexicon file")
-        return Path(args.lexicon)
-    if args.lm and not args.lexicon_free:
-        write_lexicon(read_arpa_words(args.lm), tmp_path, tokenizer)
-        return tmp_path
-    return None
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.checkpoint import load_bundle
-    from asr.config import apply_overrides
     from asr.evaluate import evaluate_manifest
     from asr.manifest import read_manifest
     from asr.train import pick_device
@@ -71,11 +55,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
     bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
     utts = read_manifest(args.manifest)
-    with tempfile.TemporaryDirectory() as tmp:
-        lexicon = lexicon_for(args, bundle.tokenizer, Path(tmp) / "lexicon.txt")
-        t0 = time.time()
-        summary = evaluate_manifest(bundle, utts, args.out, pick_device(args.device),
-                                    title=f"{args.manifest} decoded with {args.model}", lexicon=lexicon, lm=args.lm)
+    t0 = time.time()
+    summary = evaluate_manifest(bundle, utts, args.out, pick_device(args.device),
+                                title=f"{args.manifest} decoded with {args.model}",
+                                lexicon=args.lexicon, lm=args.lm, lexicon_free=args.lexicon_free)
     elapsed = time.time() - t0
     audio = sum(u.duration for u in utts)
     print(summary.table(f"{args.manifest} ({len(utts)} utterances, {audio:.0f}s of audio)"), end="")
@@ -138,6 +121,39 @@ def add_decode_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--lexicon-free", action="store_true", help="beam search over characters, open vocabulary")
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from asr.checkpoint import load_bundle, save_bundle_object
+    from asr.manifest import read_manifest
+    from asr.train import pick_device
+    from asr.tune import tune, write_tune_report
+
+    bundle = load_bundle(args.model)
+    bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
+    utts = read_manifest(args.manifest)
+    if not Path(args.lm).is_file():
+        raise AsrError(f"{args.lm}: no such language model file")
+    tuned, rows = tune(bundle, utts, Path(args.lm), parse_floats(args.lm_weights, "--lm-weights"),
+                       parse_floats(args.word_scores, "--word-scores"), pick_device(args.device),
+                       lexicon=Path(args.lexicon) if args.lexicon else None)
+    out = Path(args.out or args.model)
+    save_bundle_object(tuned, out)
+    write_tune_report(rows, out.with_suffix(".tune.json"))
+    d = tuned.config.decode
+    print(f"best on {args.manifest}: lm_weight {d.lm_weight} word_score {d.word_score} "
+          f"(WER {tuned.info['tuned_wer']:.2f}, CER {tuned.info['tuned_cer']:.2f}); saved in {out}")
+    return 0
+
+
+def parse_floats(text: str, option: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise AsrError(f"{option}: expected numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise AsrError(f"{option}: no values given")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
     p.add_argument("--version", action="version", version=f"asr {__version__}")
@@ -168,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     add_decode_options(s)
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("tune", help="pick LM weight and word score on a dev set; store them in the bundle")
+    s.add_argument("--model", required=True, help="model bundle to tune")
+    s.add_argument("--manifest", required=True, help="dev manifest (never the test set)")
+    s.add_argument("--lm", required=True, help="ARPA n-gram LM")
+    s.add_argument("--lexicon", help="lexicon (default: spelled from the LM's words)")
+    s.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1,1.5,2", help="comma-separated grid")
+    s.add_argument("--word-scores", default="-1,0,1,2,3", help="comma-separated grid")
+    s.add_argument("--set", action="append", default=[], metavar="decode.FIELD=VALUE",
+                   help="other decode settings, e.g. --set decode.beam_size=100")
+    s.add_argument("--out", help="where to write the tuned bundle (default: over --model)")
+    s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("transcribe", help="print the transcript of audio files")
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format soundfile reads)")

@@ -2,39 +2,87 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from asr.checkpoint import Bundle
-from asr.config import to_dict
+from asr.config import DecodeConfig, to_dict
 from asr.data import SpeechDataset, make_loader
-from asr.decoding import Hypothesis, make_decoder
+from asr.decoding import Hypothesis, make_decoder, write_lexicon
+from asr.errors import AsrError
+from asr.lm import read_arpa_words
 from asr.manifest import Utterance
 from asr.model import AcousticModel, ctc_loss_sum
 from asr.scoring import Summary, score, write_report
 
 
+Emissions = dict[str, torch.Tensor]  # utterance id -> log-probabilities (T', V) on the CPU
+
+
 @torch.no_grad()
-def decode_dataset(
-    model: AcousticModel,
-    dataset: SpeechDataset,
-    decoder,
-    device: torch.device,
-    max_frames: int = 20000,
-) -> tuple[dict[str, Hypothesis], float]:
-    """Decode every utterance; returns hypotheses by id and the mean CTC loss per utterance."""
+def compute_emissions(
+    model: AcousticModel, dataset: SpeechDataset, device: torch.device, max_frames: int = 20000
+) -> tuple[Emissions, float]:
+    """Run the model over every utterance: log-probs by id, and the mean CTC loss per utterance."""
     model.eval()
     loader, _ = make_loader(dataset, max_frames, shuffle=False)
-    hyps: dict[str, Hypothesis] = {}
+    emissions: Emissions = {}
     loss_sum = 0.0
     for batch in loader:
         log_probs, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device))
         loss_sum += float(ctc_loss_sum(log_probs, out_lens, batch.targets.to(device), batch.target_lens.to(device)))
-        for uid, hyp in zip(batch.ids, decoder(log_probs.cpu(), out_lens.cpu())):
-            hyps[uid] = hyp
-    return hyps, loss_sum / max(len(dataset), 1)
+        for uid, lp, n in zip(batch.ids, log_probs.cpu(), out_lens.tolist()):
+            emissions[uid] = lp[:n]
+    return emissions, loss_sum / max(len(dataset), 1)
+
+
+def decode_emissions(decoder, emissions: Emissions) -> dict[str, Hypothesis]:
+    """Decode each utterance's log-probs on its own (no padding reaches the decoder)."""
+    return {
+        uid: decoder(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]  # (T', V) -> (1, T', V)
+        for uid, lp in emissions.items()
+    }
+
+
+def decode_dataset(
+    model: AcousticModel, dataset: SpeechDataset, decoder, device: torch.device
+) -> tuple[dict[str, Hypothesis], float]:
+    """Decode every utterance; returns hypotheses by id and the mean CTC loss per utterance."""
+    emissions, loss = compute_emissions(model, dataset, device)
+    return decode_emissions(decoder, emissions), loss
+
+
+def bundle_decoder(
+    bundle: Bundle,
+    lm: str | Path | None = None,
+    lexicon: str | Path | None = None,
+    lexicon_free: bool = False,
+    cfg: DecodeConfig | None = None,
+):
+    """The decoder a bundle asks for: its decode settings, and for beam search its own LM
+    and lexicon, unless `lm` or `lexicon` files are given. Without a lexicon, one is
+    spelled from the LM's words (unless `lexicon_free`)."""
+    cfg = cfg or bundle.config.decode
+    if cfg.method != "beam":
+        return make_decoder(cfg, bundle.tokenizer)
+    with tempfile.TemporaryDirectory() as tmp:
+        if lm is None and bundle.lm_arpa:
+            lm = Path(tmp) / "lm.arpa"
+            lm.write_text(bundle.lm_arpa)
+            if lexicon is None and bundle.lexicon and not lexicon_free:
+                lexicon = Path(tmp) / "lexicon.txt"
+                lexicon.write_text(bundle.lexicon)
+        if lexicon is not None and not Path(lexicon).is_file():
+            raise AsrError(f"{lexicon}: no such lexicon file")
+        if lexicon is None and lm is not None and not lexicon_free:
+            lexicon = Path(tmp) / "lexicon.txt"
+            write_lexicon(read_arpa_words(lm), lexicon, bundle.tokenizer)
+        if lm is not None and not Path(lm).is_file():
+            raise AsrError(f"{lm}: no such language model file")
+        return make_decoder(cfg, bundle.tokenizer, lexicon, lm)  # reads the files now
 
 
 def score_hypotheses(utts: Sequence[Utterance], hyps: dict[str, Hypothesis]) -> Summary:
@@ -50,11 +98,12 @@ def evaluate_manifest(
     title: str = "",
     lexicon: str | Path | None = None,
     lm: str | Path | None = None,
+    lexicon_free: bool = False,
 ) -> Summary:
     """Decode `utts` with the bundle's model and decode settings, write the report to out_dir."""
     model = bundle.model.to(device)
     dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
-    decoder = make_decoder(bundle.config.decode, bundle.tokenizer, lexicon, lm)
+    decoder = bundle_decoder(bundle, lm, lexicon, lexicon_free)
     hyps, loss = decode_dataset(model, dataset, decoder, device)
     return write_report(
         out_dir,
@@ -64,5 +113,5 @@ def evaluate_manifest(
         hyps=[hyps[u.id].text for u in utts],
         title=title,
         extra={"ctc_loss_per_utt": loss, "decode": to_dict(bundle.config.decode),
-               "lm": str(lm) if lm else None, "lexicon": str(lexicon) if lexicon else None},
+               "lm": str(lm) if lm else ("bundle" if bundle.lm_arpa else None)},
     )

@@ -109,3 +109,32 @@ def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
     args = ["train", "--train", str(manifest), "--dev", str(manifest), "--exp", str(exp), "--no-progress", "--resume"]
     assert main(args) == 0  # nothing left to do: all 80 epochs are done
     assert (exp / "train.log").read_text().count("epoch  80") == 1
+
+
+def test_lm_tune_and_beam_decoding(tiny_run, capsys):
+    """Build an LM from the training text, tune on 'dev', and decode with the tuned bundle."""
+    work, manifest, exp, subset = tiny_run
+    lm = work / "lm.arpa"
+    assert main(["lm", "build", "--order", "2", "--manifest", str(manifest), "-o", str(lm)]) == 0
+    tuned = work / "model_lm.pt"
+    assert main(["tune", "--model", str(exp / "model.pt"), "--manifest", str(manifest), "--lm", str(lm),
+                 "--lm-weights", "0,1", "--word-scores", "0,1", "--out", str(tuned)]) == 0
+    report = json.loads((work / "model_lm.tune.json").read_text())
+    assert len(report["grid"]) == 4 and report["best"]["wer"] == min(r["wer"] for r in report["grid"])
+    bundle = load_bundle(tuned)
+    assert bundle.config.decode.method == "beam" and bundle.lm_arpa.startswith("\n\\data\\")
+    assert bundle.config.decode.lm_weight == report["best"]["lm_weight"]
+    capsys.readouterr()
+    out = work / "eval_beam"
+    assert main(["evaluate", "--model", str(tuned), "--manifest", str(manifest), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["decode"]["method"] == "beam" and summary["lm"] == "bundle"
+    assert summary["wer"] == pytest.approx(report["best"]["wer"])  # the bundle decodes as tuned
+    # Every hypothesis word comes from the lexicon (the LM's vocabulary).
+    vocab = {w for u in subset for w in u.text.split()}
+    hyp_words = {w for line in (out / "hyp.trn").read_text().splitlines() for w in line.rsplit("(", 1)[0].split()}
+    assert hyp_words <= vocab
+    # Greedy can still be asked for.
+    assert main(["evaluate", "--model", str(tuned), "--manifest", str(manifest), "--out", str(work / "eval_greedy"),
+                 "--set", "decode.method=greedy"]) == 0
+    assert json.loads((work / "eval_greedy" / "summary.json").read_text())["decode"]["method"] == "greedy"
