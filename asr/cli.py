@@ -67,30 +67,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    from asr.atomic import write_text_atomic
     from asr.checkpoint import load_bundle
+    from asr.evaluate import bundle_decoder
     from asr.train import pick_device
-    from asr.transcribe import default_model_path, frame_seconds, transcribe_file
+    from asr.transcribe import default_model_path, format_transcript, transcribe_file
 
+    if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
+        raise AsrError(f"--format {args.format} with several files needs --output-dir")
     bundle = load_bundle(args.model or default_model_path())
+    bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
+    decoder = bundle_decoder(bundle, args.lm, args.lexicon, args.lexicon_free)
     device = pick_device(args.device)
+    timestamps = args.timestamps or args.format in ("srt", "vtt")
     failed = 0
     for path in args.files:
         try:
-            hyp = transcribe_file(bundle, path, device)
+            transcript = transcribe_file(bundle, decoder, path, device, timestamps)
         except AsrError as e:
             print(f"asr: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        if args.json:
-            step = frame_seconds(bundle)
-            print(json.dumps({
-                "file": str(path), "text": hyp.text, "score": round(hyp.score, 4),
-                "token_times": [round(t * step, 3) for t in hyp.timesteps],
-            }))
-        elif len(args.files) == 1:
-            print(hyp.text)
+        text = format_transcript(transcript, args.format, with_name=len(args.files) > 1)
+        if args.output_dir:
+            write_text_atomic(Path(args.output_dir) / f"{Path(path).stem}.{args.format}", text)
         else:
-            print(f"{path}\t{hyp.text}")
+            sys.stdout.write(text)
     return 1 if failed else 0
 
 
@@ -201,8 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("transcribe", help="print the transcript of audio files")
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format soundfile reads)")
     s.add_argument("--model", help="model bundle (default: $ASR_MODEL, else the AN4 recipe's model)")
-    s.add_argument("--json", action="store_true", help="one JSON object per file")
+    s.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text",
+                   help="output format (srt and vtt imply --timestamps)")
+    s.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+    s.add_argument("--timestamps", action="store_true", help="word start and end times (CTC forced alignment)")
+    s.add_argument("--output-dir", help="write FILE-STEM.FORMAT files here instead of printing")
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    add_decode_options(s)
     s.set_defaults(func=cmd_transcribe)
     s = sub.add_parser("lm", help="language models")
     lm_sub = s.add_subparsers(dest="lm_command", required=True)

@@ -67,7 +67,7 @@ def test_transcribe_without_model_says_how_to_train(monkeypatch, tmp_path, capsy
     import asr.transcribe
 
     monkeypatch.delenv("ASR_MODEL", raising=False)
-    monkeypatch.setattr(asr.transcribe, "AN4_MODEL", tmp_path / "no" / "model.pt")
+    monkeypatch.setattr(asr.transcribe, "AN4_MODELS", (tmp_path / "no" / "model.pt",))
     assert main(["transcribe", str(write_tone(tmp_path / "a.wav"))]) == 1
     err = capsys.readouterr().err
     assert "recipes/an4/run.sh" in err and "--model" in err and len(err.strip().splitlines()) == 1

@@ -138,3 +138,19 @@ def test_lm_tune_and_beam_decoding(tiny_run, capsys):
     assert main(["evaluate", "--model", str(tuned), "--manifest", str(manifest), "--out", str(work / "eval_greedy"),
                  "--set", "decode.method=greedy"]) == 0
     assert json.loads((work / "eval_greedy" / "summary.json").read_text())["decode"]["method"] == "greedy"
+
+
+def test_word_timestamps_are_plausible(an4_prepared, tiny_run, capsys):
+    """On real AN4 audio: every word inside the utterance, in order, not overlapping."""
+    work, manifest, exp, subset = tiny_run
+    for utt in subset[:8]:
+        assert main(["transcribe", "--model", str(exp / "model.pt"), "--json", "--timestamps", utt.audio]) == 0
+        record = json.loads(capsys.readouterr().out)
+        words = record["words"]
+        assert [w["word"] for w in words] == record["text"].split()
+        for w in words:
+            assert 0 <= w["start"] < w["end"] <= record["duration"] + 1e-6
+        for a, b in zip(words, words[1:]):
+            assert a["end"] <= b["start"]
+    assert main(["transcribe", "--model", str(exp / "model.pt"), "--format", "srt", subset[0].audio]) == 0
+    assert " --> " in capsys.readouterr().out

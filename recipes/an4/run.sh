@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# AN4 recipe: prepare -> train -> evaluate (greedy) on dev and test.
+# AN4 recipe: prepare -> train -> evaluate (greedy) -> LM -> tune on dev -> evaluate (beam + LM).
 #
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage N] [--source PATH] [--work DIR] [--config YAML]
 #
@@ -11,7 +11,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 stage=0
-stop_stage=2
+stop_stage=5
 source=${ASR_AN4_SOURCE:-}
 work=data/an4
 config=$here/conf/train.yaml
@@ -49,20 +49,31 @@ run_stage() {
   touch "$work/.done.$name"
 }
 
+# evaluate MODEL NAME [ARGS...]: decode dev and test into exp/decode_<split>_NAME.
 evaluate() {
+  local model=$1 name=$2; shift 2
   for split in dev test; do
-    "$asr" evaluate --model "$exp/model.pt" --manifest "$manifests/$split.jsonl" \
-      --out "$exp/decode_${split}_greedy"
+    "$asr" evaluate --model "$model" --manifest "$manifests/$split.jsonl" \
+      --out "$exp/decode_${split}_$name" "$@"
   done
 }
 
 run_stage 0 prepare "$asr" prepare an4 ${source:+--source "$source"} --out "$work"
 run_stage 1 train "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" \
   --exp "$exp" --config "$config" --resume
-run_stage 2 evaluate evaluate
+run_stage 2 evaluate evaluate "$exp/model.pt" greedy --set decode.method=greedy
+# The LM sees the training transcripts only; LM weight and word score are tuned on dev.
+run_stage 3 lm "$asr" lm build --order 3 --manifest "$manifests/train.jsonl" -o "$work/lm/3gram.arpa"
+run_stage 4 tune "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" \
+  --lm "$work/lm/3gram.arpa" --out "$exp/model_lm.pt"
+run_stage 5 evaluate_lm evaluate "$exp/model_lm.pt" beam_lm
 
-if [ -f "$exp/decode_test_greedy/summary.txt" ]; then
-  echo "== test set, greedy decoding ($exp/decode_test_greedy)"
-  cat "$exp/decode_test_greedy/summary.txt"
-  echo "model: $exp/model.pt   try: $asr transcribe --model $exp/model.pt FILE.wav"
-fi
+for name in greedy beam_lm; do
+  if [ -f "$exp/decode_test_$name/summary.txt" ]; then
+    echo "== test set, $name ($exp/decode_test_$name)"
+    tail -n 2 "$exp/decode_test_$name/summary.txt"
+  fi
+done
+model=$exp/model_lm.pt
+[ -f "$model" ] || model=$exp/model.pt
+echo "model: $model   try: $asr transcribe --model $model FILE.wav"

@@ -1,0 +1,47 @@
+import math
+
+import pytest
+import torch
+
+from asr.align import align_words
+from asr.decoding import Hypothesis
+from asr.tokenizer import CharTokenizer
+from asr.transcribe import Transcript, format_transcript
+
+TOK = CharTokenizer(["<blank>", "|", "A", "B", "C"])
+
+
+def posteriors(path, n_tokens=5, p=0.9):
+    lp = torch.full((len(path), n_tokens), math.log((1 - p) / (n_tokens - 1)))
+    for t, tok in enumerate(path):
+        lp[t, tok] = math.log(p)
+    return lp
+
+
+def test_word_spans_follow_the_frames():
+    # frames: _ A A _ B _ | | C C _ _   -> words "AB" (frames 1..4) and "C" (frames 8..9)
+    lp = posteriors([0, 2, 2, 0, 3, 0, 1, 1, 4, 4, 0, 0])
+    words = align_words(lp, "AB C", TOK, frame_seconds=0.04)
+    assert [w.word for w in words] == ["AB", "C"]
+    assert (words[0].start, words[0].end) == (0.04, 0.2)  # frames 1 to 5 (end exclusive)
+    assert (words[1].start, words[1].end) == (0.32, 0.4)
+    assert all(0 < w.score <= 1 for w in words)
+
+
+def test_text_that_cannot_fit_gives_no_spans():
+    assert align_words(posteriors([2, 2]), "AAA", TOK, 0.04) == []
+    assert align_words(posteriors([0, 0]), "", TOK, 0.04) == []
+
+
+def test_subtitle_formats():
+    from asr.align import WordSpan
+
+    words = [WordSpan(f"W{i}", i * 1.0, i * 1.0 + 0.5, 1.0) for i in range(10)]
+    t = Transcript("a.wav", 12.0, Hypothesis(" ".join(w.word for w in words), [], -1.0), words)
+    srt = format_transcript(t, "srt")
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:04,500\nW0 W1 W2 W3 W4\n\n2\n00:00:05,000 --> ")
+    vtt = format_transcript(t, "vtt")
+    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:04.500\nW0 W1 W2 W3 W4\n")
+    assert format_transcript(t, "text").splitlines()[1] == "   0.000    0.500  W0"
+    with pytest.raises(ValueError):
+        format_transcript(t, "doc")
