@@ -1,9 +1,11 @@
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_AN4 = REPO.parent / "shared" / "corpora" / "an4_sphere.tar.gz"
@@ -38,3 +40,11 @@ def write_tone(path, seconds=1.0, rate=16000, channels=1, freq=440.0, subtype=No
     data = np.stack([wave] * channels, axis=1) if channels > 1 else wave
     sf.write(str(path), data, rate, subtype=subtype)
     return path
+
+
+def log_probs_from_path(path, n_tokens=5, p=0.9):
+    """Frames (T, V) whose best token follows `path`, probability p on it, the rest spread evenly."""
+    lp = torch.full((len(path), n_tokens), math.log((1 - p) / (n_tokens - 1)))
+    for t, tok in enumerate(path):
+        lp[t, tok] = math.log(p)
+    return lp

@@ -1,21 +1,12 @@
-import math
-
 import pytest
-import torch
 
 from asr.align import align_words
 from asr.decoding import Hypothesis
 from asr.tokenizer import CharTokenizer
 from asr.transcribe import Transcript, format_transcript
+from tests.conftest import log_probs_from_path as posteriors
 
 TOK = CharTokenizer(["<blank>", "|", "A", "B", "C"])
-
-
-def posteriors(path, n_tokens=5, p=0.9):
-    lp = torch.full((len(path), n_tokens), math.log((1 - p) / (n_tokens - 1)))
-    for t, tok in enumerate(path):
-        lp[t, tok] = math.log(p)
-    return lp
 
 
 def test_word_spans_follow_the_frames():

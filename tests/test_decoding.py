@@ -1,22 +1,14 @@
 import math
 
-
 import pytest
 import torch
 
 from asr.config import DecodeConfig
 from asr.decoding import GreedyDecoder, make_decoder
 from asr.tokenizer import CharTokenizer
+from tests.conftest import log_probs_from_path
 
 TOK = CharTokenizer(["<blank>", "|", "A", "B", "C"])
-
-
-def log_probs_from_path(path, n_tokens=5, p=0.9):
-    """Frames whose best token follows `path`, probability p on it, the rest spread evenly."""
-    lp = torch.full((len(path), n_tokens), math.log((1 - p) / (n_tokens - 1)))
-    for t, tok in enumerate(path):
-        lp[t, tok] = math.log(p)
-    return lp
 
 
 def test_greedy_merges_repeats_and_drops_blanks():
