@@ -7,7 +7,6 @@ printed as one line naming the file, with a non-zero exit status and no tracebac
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
