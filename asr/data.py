@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Iterator, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -140,6 +140,16 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         if shuffle:
             rng.shuffle(batches)
         return batches
+
+    def count_batches(self, epochs: Iterable[int]) -> int:
+        """Total number of batches over the given epochs."""
+        current = self.epoch
+        total = 0
+        for epoch in epochs:
+            self.epoch = epoch
+            total += len(self.batches())
+        self.epoch = current
+        return total
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches())

@@ -138,8 +138,9 @@ def train(
     loader, sampler = make_loader(
         train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs
     )
-    steps_per_epoch = len(sampler)
-    total_steps = steps_per_epoch * tc.epochs
+    # Batches per epoch vary a little (length jitter, sorted first epochs): count them all,
+    # so that the learning-rate decay ends on the last step.
+    total_steps = sampler.count_batches(range(1, tc.epochs + 1))
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -156,7 +157,7 @@ def train(
     n_params = count_parameters(model)
     if start_epoch == 1:
         log_line(f"model: {n_params:,} parameters; {len(train_set)} training utterances "
-                 f"({sum(u.duration for u in train_set) / 3600:.2f} h), {steps_per_epoch} batches/epoch; "
+                 f"({sum(u.duration for u in train_set) / 3600:.2f} h), {total_steps / tc.epochs:.1f} batches/epoch; "
                  f"device {dev}")
 
     use_bf16 = dev.type == "cuda"

@@ -45,3 +45,17 @@ def test_collate_pads_and_records_lengths():
     assert b.feats.shape == (2, 5, 2) and b.feats[0, 3:].abs().sum() == 0
     assert b.feat_lens.tolist() == [3, 5] and b.target_lens.tolist() == [2, 1]
     assert b.targets.tolist() == [[1, 2], [3, 0]] and b.ids == ["a", "b"]
+
+
+def test_count_batches_matches_the_batches_each_epoch_gives():
+    frames = [50 + (i * 37) % 400 for i in range(200)]
+    sampler = BucketBatchSampler(frames, max_frames=2000, shuffle=True, seed=7, sorted_epochs=1)
+    sampler.set_epoch(5)
+    per_epoch = []
+    for epoch in range(1, 6):
+        sampler.set_epoch(epoch)
+        per_epoch.append(len(list(sampler)))
+    assert len(set(per_epoch)) > 1  # the count does vary, so one epoch's count times 5 is wrong
+    sampler.set_epoch(3)
+    assert sampler.count_batches(range(1, 6)) == sum(per_epoch)
+    assert sampler.epoch == 3  # unchanged

@@ -40,5 +40,8 @@ def test_resume_reproduces_an_uninterrupted_run(an4_prepared, tmp_path):
     b = torch.load(tmp_path / "resumed" / "checkpoints" / "epoch-2.pt", weights_only=True)["model"]
     for name in a:
         torch.testing.assert_close(a[name], b[name], msg=name)
+    # The learning rate decays over exactly the steps taken: it ends at its floor.
+    state = torch.load(tmp_path / "straight" / "checkpoints" / "epoch-2.pt", weights_only=True)
+    assert state["scheduler"]["_last_lr"][0] == pytest.approx(full.train.lr * full.train.final_lr_ratio)
     bundle = load_bundle(tmp_path / "resumed" / "model.pt")
     assert bundle.info["n_params"] > 0 and bundle.stats.mean.shape == (80,)
