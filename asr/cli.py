@@ -74,6 +74,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
         raise AsrError(f"--format {args.format} with several files needs --output-dir")
+    stems = [Path(f).stem for f in args.files]
+    if args.output_dir and len(set(stems)) < len(stems):
+        raise AsrError("--output-dir: several input files have the same name; transcribe them separately")
     bundle = load_bundle(args.model or default_model_path())
     bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
     decoder = bundle_decoder(bundle, args.lm, args.lexicon, args.lexicon_free)
@@ -131,8 +134,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
     bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
     utts = read_manifest(args.manifest)
-    if not Path(args.lm).is_file():
-        raise AsrError(f"{args.lm}: no such language model file")
+    for path, what in ((args.lm, "language model"), (args.lexicon, "lexicon")):
+        if path and not Path(path).is_file():
+            raise AsrError(f"{path}: no such {what} file")
     tuned, rows = tune(bundle, utts, Path(args.lm), parse_floats(args.lm_weights, "--lm-weights"),
                        parse_floats(args.word_scores, "--word-scores"), pick_device(args.device),
                        lexicon=Path(args.lexicon) if args.lexicon else None)

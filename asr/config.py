@@ -114,7 +114,37 @@ def apply_overrides(cfg: RunConfig, overrides: list[str], allowed: tuple[str, ..
         if allowed is not None and section not in allowed:
             raise AsrError(f"--set {item}: only {', '.join(allowed)} settings can be changed here")
     _merge_overrides(data, overrides)
-    return from_dict(RunConfig, data, where="--set")
+    return validate(from_dict(RunConfig, data, where="--set"), "--set")
+
+
+CHOICES = {
+    "model.subsampling": ("conv", "stack"),
+    "model.rnn_type": ("lstm", "gru"),
+    "decode.method": ("greedy", "beam"),
+}
+POSITIVE = ("features.n_mels", "features.sample_rate", "features.win_ms", "features.hop_ms", "features.n_fft",
+            "model.n_layers", "model.hidden_size", "model.conv_channels", "model.subsampling_factor",
+            "train.epochs", "train.max_batch_frames", "train.lr", "train.keep_checkpoints",
+            "decode.beam_size", "decode.n_best", "decode.beam_threshold")
+
+
+def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
+    """Check values that types alone do not: choices, positive sizes, valid factors."""
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise AsrError(f"{where}: {key} must be one of {', '.join(allowed)}, got {value!r}")
+    for key in POSITIVE:
+        section, name = key.split(".")
+        if not getattr(getattr(cfg, section), name) > 0:
+            raise AsrError(f"{where}: {key} must be > 0")
+    m = cfg.model
+    if m.subsampling == "conv" and m.subsampling_factor not in (2, 4):
+        raise AsrError(f"{where}: model.subsampling_factor must be 2 or 4 with conv subsampling")
+    if not 0 <= m.dropout < 1:
+        raise AsrError(f"{where}: model.dropout must be in [0, 1)")
+    return cfg
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
@@ -131,7 +161,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
         if not isinstance(data, dict):
             raise AsrError(f"{path}: expected a mapping of sections at the top level")
     _merge_overrides(data, overrides)
-    return from_dict(RunConfig, data, where=str(path) if path else "config")
+    where = str(path) if path else "config"
+    return validate(from_dict(RunConfig, data, where=where), where)
 
 
 def _merge_overrides(data: dict, overrides: list[str]) -> None:
@@ -147,7 +178,9 @@ def _merge_overrides(data: dict, overrides: list[str]) -> None:
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from asr.atomic import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

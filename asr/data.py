@@ -9,6 +9,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from asr.audio import load_audio
+from asr.errors import AudioError
 from asr.config import AugmentConfig, FeatureConfig
 from asr.features import FeatureStats, log_mel, spec_augment, speed_perturb
 from asr.manifest import Utterance
@@ -34,8 +35,16 @@ def utterance_features(
 ) -> torch.Tensor:
     """Load one utterance's audio and return its (normalized, if stats) log-mel features."""
     wave = load_audio(utt.audio, feat_cfg.sample_rate, utt.offset, _segment(utt))
-    feats = log_mel(wave, feat_cfg)
+    feats = features_of(wave, utt.audio, feat_cfg)
     return stats.normalize(feats) if stats is not None else feats
+
+
+def features_of(wave: torch.Tensor, path: str, feat_cfg: FeatureConfig) -> torch.Tensor:
+    """log_mel, with a too-short waveform reported as an AudioError naming its file."""
+    try:
+        return log_mel(wave, feat_cfg)
+    except ValueError as e:
+        raise AudioError(f"{path}: {e}") from None
 
 
 def _segment(utt: Utterance) -> float | None:
@@ -69,7 +78,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         if self.augment is not None and self.augment.speed_factors:
             factor = random.choice(self.augment.speed_factors)
             wave = speed_perturb(wave, factor, self.feat_cfg.sample_rate)
-        feats = self.stats.normalize(log_mel(wave, self.feat_cfg))
+        feats = self.stats.normalize(features_of(wave, utt.audio, self.feat_cfg))
         if self.augment is not None:
             feats = spec_augment(feats, self.augment)
         # Characters outside the token list (possible in dev/test text) only leave the

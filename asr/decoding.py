@@ -54,8 +54,8 @@ class BeamSearchDecoder:
     """CTC beam search (torchaudio's flashlight-text decoder), optionally with a word
     lexicon and an n-gram LM in ARPA format.
 
-    With a lexicon, hypotheses are sequences of lexicon words; without one the search is
-    over characters (open vocabulary), and an LM, if given, still scores the words.
+    With a lexicon, hypotheses are sequences of lexicon words, scored by the LM if given.
+    Without one the search is over characters (open vocabulary) and takes no word LM.
     """
 
     def __init__(
@@ -67,6 +67,8 @@ class BeamSearchDecoder:
     ):
         from torchaudio.models.decoder import ctc_decoder
 
+        if lm is not None and lexicon is None:
+            raise ValueError("a word LM needs a lexicon")
         self.tokenizer = tokenizer
         self.lexicon_based = lexicon is not None
         self._decoder = ctc_decoder(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -62,27 +63,38 @@ def bundle_decoder(
     lexicon_free: bool = False,
     cfg: DecodeConfig | None = None,
 ):
-    """The decoder a bundle asks for: its decode settings, and for beam search its own LM
-    and lexicon, unless `lm` or `lexicon` files are given. Without a lexicon, one is
-    spelled from the LM's words (unless `lexicon_free`)."""
+    """The decoder a bundle asks for: its decode settings and, for beam search, its own LM
+    and lexicon unless `lm` or `lexicon` files are given. Giving either selects beam search.
+    Without a lexicon, one is spelled from the LM's words. `lexicon_free` searches over
+    characters (open vocabulary) without a word LM."""
     cfg = cfg or bundle.config.decode
+    if (lm or lexicon or lexicon_free) and cfg.method != "beam":
+        cfg = dataclasses.replace(cfg, method="beam")
     if cfg.method != "beam":
         return make_decoder(cfg, bundle.tokenizer)
+    if lexicon_free and (lm or lexicon):
+        raise AsrError("--lexicon-free searches characters: it takes neither --lm nor --lexicon")
+    for path, what in ((lm, "language model"), (lexicon, "lexicon")):
+        if path is not None and not Path(path).is_file():
+            raise AsrError(f"{path}: no such {what} file")
     with tempfile.TemporaryDirectory() as tmp:
+        if lexicon_free:
+            return make_decoder(cfg, bundle.tokenizer)
         if lm is None and bundle.lm_arpa:
             lm = Path(tmp) / "lm.arpa"
-            lm.write_text(bundle.lm_arpa)
-            if lexicon is None and bundle.lexicon and not lexicon_free:
+            lm.write_text(bundle.lm_arpa, encoding="utf-8")
+            if lexicon is None and bundle.lexicon:
                 lexicon = Path(tmp) / "lexicon.txt"
-                lexicon.write_text(bundle.lexicon)
-        if lexicon is not None and not Path(lexicon).is_file():
-            raise AsrError(f"{lexicon}: no such lexicon file")
-        if lexicon is None and lm is not None and not lexicon_free:
+                lexicon.write_text(bundle.lexicon, encoding="utf-8")
+        if lexicon is None and lm is not None:
             lexicon = Path(tmp) / "lexicon.txt"
-            write_lexicon(read_arpa_words(lm), lexicon, bundle.tokenizer)
-        if lm is not None and not Path(lm).is_file():
-            raise AsrError(f"{lm}: no such language model file")
-        return make_decoder(cfg, bundle.tokenizer, lexicon, lm)  # reads the files now
+            if write_lexicon(read_arpa_words(lm), lexicon, bundle.tokenizer) == 0:
+                raise AsrError(f"{lm}: none of its words can be spelled with the model's tokens")
+        try:
+            return make_decoder(cfg, bundle.tokenizer, lexicon, lm)  # reads the files now
+        except (RuntimeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise AsrError(f"cannot set up beam search with lexicon {lexicon} and LM {lm} ({first})") from None
 
 
 def score_hypotheses(utts: Sequence[Utterance], hyps: dict[str, Hypothesis]) -> Summary:

@@ -46,9 +46,19 @@ def n_frames(n_samples: int, cfg: FeatureConfig) -> int:
     return n_samples // hop_length(cfg) + 1
 
 
+def min_samples(cfg: FeatureConfig) -> int:
+    """Shortest waveform `log_mel` accepts (its centred frames reflect half a window)."""
+    return cfg.n_fft // 2 + 1
+
+
 @torch.no_grad()
 def log_mel(wave: torch.Tensor, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
-    """Mono waveform (N,) at cfg.sample_rate -> log-mel features (T, n_mels)."""
+    """Mono waveform (N,) at cfg.sample_rate -> log-mel features (T, n_mels).
+
+    Raises ValueError for a waveform shorter than min_samples(cfg).
+    """
+    if wave.shape[-1] < min_samples(cfg):
+        raise ValueError(f"audio too short ({wave.shape[-1] / cfg.sample_rate:.3f}s)")
     mel = _mel_transform(cfg)(wave.float())  # (N,) -> (n_mels, T)
     return torch.log(mel + LOG_FLOOR).transpose(0, 1).contiguous()  # -> (T, n_mels)
 

@@ -90,8 +90,11 @@ def discounts_for(counts: Iterable[int]) -> tuple[float, float, float]:
         d = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2 if n2 else 0.0, 3 - 4 * y * n4 / n3 if n3 else 0.0)
         if all(0 < d[k] < k + 1 for k in range(3)):
             return d
-    # Too little text for the three estimates (tiny corpora): one absolute discount.
-    d = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+    # Too little text for the three estimates (tiny corpora): one absolute discount, kept
+    # inside (0, 1) so that every seen n-gram keeps some probability and every context
+    # leaves some for its lower order.
+    d = n1 / (n1 + 2 * n2) if n1 + n2 else 0.0
+    d = d if 0 < d < 1 else 0.5
     return (d, d, d)
 
 
@@ -186,8 +189,8 @@ def read_arpa_words(path: str | Path) -> list[str]:
                     parts = line.split()
                     if len(parts) >= 2 and parts[1] not in (BOS, EOS, UNK):
                         words.append(parts[1])
-    except OSError as e:
-        raise AsrError(f"{path}: cannot read language model ({e.strerror})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise AsrError(f"{path}: cannot read language model ({e})") from None
     if not words:
         raise AsrError(f"{path}: no unigrams found (not an ARPA file?)")
     return words

@@ -7,6 +7,7 @@ Fields: id, audio (path, absolute or relative to the manifest's folder), duratio
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,10 +65,10 @@ def parse_record(line: str, where: str, base: Path | None = None) -> Utterance:
         if not isinstance(rec[name], kind) or isinstance(rec[name], bool):
             raise ManifestError(f"{where}: field '{name}' has the wrong type")
     offset = rec.get("offset", 0.0)
-    if not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0:
+    if not isinstance(offset, (int, float)) or isinstance(offset, bool) or not math.isfinite(offset) or offset < 0:
         raise ManifestError(f"{where}: field 'offset' must be a number >= 0")
-    if rec["duration"] <= 0:
-        raise ManifestError(f"{where}: field 'duration' must be > 0")
+    if not math.isfinite(rec["duration"]) or rec["duration"] <= 0:
+        raise ManifestError(f"{where}: field 'duration' must be a finite number > 0")
     if not rec["id"]:
         raise ManifestError(f"{where}: field 'id' is empty")
     audio = rec["audio"]

@@ -34,9 +34,16 @@ from asr.tokenizer import CharTokenizer
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The named torch device, or cuda when available, else cpu."""
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AsrError(f"--device {name}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AsrError(f"--device {name}: CUDA is not available on this machine")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -106,6 +113,11 @@ def train(
             f.write(text + "\n")
 
     state = None
+    if not resume and latest_checkpoint(exp_dir) is not None:
+        raise AsrError(f"{exp_dir}: holds checkpoints of an earlier run; pass --resume to continue it, "
+                       "or choose a new --exp folder")
+    if not resume:
+        (exp_dir / "stats.pt").unlink(missing_ok=True)
     if resume:
         ckpt = latest_checkpoint(exp_dir)
         if ckpt is None:
@@ -114,7 +126,7 @@ def train(
             state = load_checkpoint_file(ckpt)
             cfg = from_dict(RunConfig, state["config"], where=str(ckpt))
             tc = cfg.train
-            log_line(f"resuming from {ckpt}")
+            log_line(f"resuming from {ckpt} with the config it was started with")
 
     tokens_path = exp_dir / "tokens.txt"
     if state is not None:

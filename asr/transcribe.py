@@ -14,7 +14,7 @@ from asr.audio import load_audio
 from asr.checkpoint import Bundle
 from asr.decoding import Hypothesis
 from asr.errors import AsrError
-from asr.features import log_mel
+from asr.data import features_of
 
 MODEL_ENV_VAR = "ASR_MODEL"
 # Where recipes/an4/run.sh leaves its models, relative to the repository root: the one
@@ -61,7 +61,7 @@ def transcribe_file(
     """Transcribe one file (any sample rate, channel count and format soundfile reads)."""
     feat_cfg = bundle.config.features
     wave = load_audio(path, feat_cfg.sample_rate)
-    feats = bundle.stats.normalize(log_mel(wave, feat_cfg))  # (T, F)
+    feats = bundle.stats.normalize(features_of(wave, str(path), feat_cfg))  # (T, F)
     model = bundle.model.to(device).eval()
     if feats.shape[0] < model.min_frames():
         raise AsrError(f"{path}: audio too short to transcribe ({len(wave) / feat_cfg.sample_rate:.3f}s)")

@@ -19,6 +19,7 @@ from asr.atomic import write_text_atomic
 from asr.checkpoint import Bundle
 from asr.data import SpeechDataset
 from asr.decoding import write_lexicon
+from asr.errors import AsrError
 from asr.evaluate import bundle_decoder, compute_emissions, decode_emissions, score_hypotheses
 from asr.lm import read_arpa_words
 from asr.manifest import Utterance
@@ -39,14 +40,19 @@ def tune(
     Returns the bundle with those beam settings, the LM and the lexicon stored, and one
     row per grid point.
     """
-    dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
-    emissions, _ = compute_emissions(bundle.model.to(device), dataset, device)
     base = dataclasses.replace(bundle.config.decode, method="beam")
     with tempfile.TemporaryDirectory() as tmp:
         if lexicon is None:
             lexicon = Path(tmp) / "lexicon.txt"
             write_lexicon(read_arpa_words(lm), lexicon, bundle.tokenizer)
-        lexicon_text = Path(lexicon).read_text(encoding="utf-8")
+        try:
+            lexicon_text = Path(lexicon).read_text(encoding="utf-8")
+            lm_text = Path(lm).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise AsrError(f"cannot read the lexicon or the LM ({e})") from None
+        bundle_decoder(bundle, lm=lm, lexicon=lexicon, cfg=base)  # check the files before the long part
+        dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
+        emissions, _ = compute_emissions(bundle.model.to(device), dataset, device)
         rows = []
         for weight in lm_weights:
             for score in word_scores:
@@ -61,7 +67,7 @@ def tune(
         bundle,
         config=dataclasses.replace(bundle.config, decode=decode),
         info={**bundle.info, "tuned_on": f"{len(utts)} utterances", "tuned_wer": best["wer"], "tuned_cer": best["cer"]},
-        lm_arpa=Path(lm).read_text(encoding="utf-8"),
+        lm_arpa=lm_text,
         lexicon=lexicon_text,
     )
     return tuned, rows

@@ -82,3 +82,23 @@ def test_bad_sources(tmp_path):
     (tmp_path / "bad.tar.gz").write_bytes(b"not a tarball")
     with pytest.raises(AsrError, match="cannot extract"):
         download_an4(tmp_path / "bad.tar.gz", tmp_path / "work")
+
+
+def test_incomplete_sources(tmp_path):
+    import gzip
+
+    # A gzip stream cut short.
+    data = gzip.compress(b"x" * 100000)
+    (tmp_path / "cut.tar.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AsrError, match="cannot extract"):
+        download_an4(tmp_path / "cut.tar.gz", tmp_path / "work")
+    # Transcripts but no audio at all: every utterance is skipped, then a clear error.
+    root = fake_an4(tmp_path)
+    import shutil
+
+    shutil.rmtree(root / "wav")
+    with pytest.raises(AsrError, match="no usable utterances"):
+        prepare_an4(root, tmp_path / "m")
+    (root / "etc" / "an4_test.fileids").unlink()
+    with pytest.raises(AsrError, match="incomplete AN4 copy"):
+        prepare_an4(root, tmp_path / "m2")

@@ -109,3 +109,42 @@ def test_train_bad_override_and_missing_manifest(tmp_path, capsys):
 def test_prepare_missing_source(tmp_path):
     r = run_cli("prepare", "an4", "--source", str(tmp_path / "nothing.tar.gz"), "--out", str(tmp_path / "w"))
     assert_one_line_error(r, "nothing.tar.gz", "no such AN4 archive")
+
+
+def test_very_short_audio_and_bad_devices(tiny_model, tmp_path, capsys):
+    tiny = write_tone(tmp_path / "tiny.wav", seconds=0.01)
+    assert main(["transcribe", "--model", str(tiny_model), str(tiny)]) == 1
+    assert "tiny.wav: audio too short" in capsys.readouterr().err
+    assert main(["transcribe", "--model", str(tiny_model), "--device", "floppy", str(tiny)]) == 1
+    assert "--device floppy: not a torch device" in capsys.readouterr().err
+
+
+def test_decoding_options_are_checked(tiny_model, tmp_path, capsys):
+    audio = str(write_tone(tmp_path / "a.wav"))
+    assert main(["transcribe", "--model", str(tiny_model), "--lm", str(tmp_path / "no.arpa"), audio]) == 1
+    assert "no.arpa: no such language model file" in capsys.readouterr().err
+    (tmp_path / "lower.arpa").write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\tabc\n-1\t</s>\n\n\\end\\\n")
+    assert main(["transcribe", "--model", str(tiny_model), "--lm", str(tmp_path / "lower.arpa"), audio]) == 1
+    assert "none of its words can be spelled" in capsys.readouterr().err
+    assert main(["transcribe", "--model", str(tiny_model), "--lexicon-free", "--lm", str(tmp_path / "lower.arpa"),
+                 audio]) == 1
+    assert "--lexicon-free searches characters" in capsys.readouterr().err
+    (tmp_path / "bad_lex.txt").write_text("ABC a b c\n")
+    assert main(["transcribe", "--model", str(tiny_model), "--lexicon", str(tmp_path / "bad_lex.txt"), audio]) == 1
+    assert "cannot set up beam search" in capsys.readouterr().err
+    dup = tmp_path / "d"
+    dup.mkdir()
+    write_tone(dup / "a.wav")
+    assert main(["transcribe", "--model", str(tiny_model), "--format", "srt", "--output-dir", str(tmp_path / "o"),
+                 audio, str(dup / "a.wav")]) == 1
+    assert "same name" in capsys.readouterr().err
+
+
+def test_training_refuses_to_overwrite_an_earlier_run(tmp_path, capsys):
+    (tmp_path / "exp" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "exp" / "checkpoints" / "epoch-3.pt").write_bytes(b"x")
+    rec = {"id": "a", "audio": str(write_tone(tmp_path / "a.wav")), "duration": 1.0, "text": "A", "speaker": "s"}
+    (tmp_path / "m.jsonl").write_text(json.dumps(rec) + "\n")
+    m = str(tmp_path / "m.jsonl")
+    assert main(["train", "--train", m, "--dev", m, "--exp", str(tmp_path / "exp")]) == 1
+    assert "holds checkpoints of an earlier run" in capsys.readouterr().err

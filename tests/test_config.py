@@ -30,6 +30,11 @@ def test_round_trip_through_yaml_and_dict(tmp_path):
         ("model.colour=red", "unknown key .model.colour."),
         ("nosuch.x=1", "unknown key 'nosuch'"),
         ("train.lr", "expected section.field=value"),
+        ("model.rnn_type=rnn", "model.rnn_type must be one of lstm, gru"),
+        ("decode.method=beem", "decode.method must be one of greedy, beam"),
+        ("model.subsampling_factor=3", "must be 2 or 4 with conv"),
+        ("train.epochs=0", "train.epochs must be > 0"),
+        ("model.dropout=1.5", "model.dropout must be in"),
     ],
 )
 def test_bad_overrides(override, message):

@@ -146,3 +146,12 @@ def test_cli_builds_from_text_and_manifest(tmp_path, capsys):
     assert "missing.txt: no such text file" in capsys.readouterr().err
     assert main(["lm", "build", "--order", "0", str(tmp_path / "a.txt"), "-o", str(out)]) == 1
     assert "order must be at least 1" in capsys.readouterr().err
+
+
+def test_repeated_sentences_only_still_give_a_proper_model(tmp_path):
+    """No n-gram seen once: the discount must stay inside (0, 1), not fall to zero."""
+    model = estimate([["YES"], ["YES"]], 3)
+    for h in [(), (BOS,), (BOS, "YES"), ("YES",)]:
+        assert sum(model.probability(w, h) for w in model.vocab) == pytest.approx(1.0)
+        assert all(model.probability(w, h) > 0 for w in model.vocab)
+    write_arpa(model, tmp_path / "lm.arpa")  # every log10 is finite

@@ -70,11 +70,15 @@ def download_an4(source: str | Path | None, work_dir: str | Path) -> Path:
 def read_split(root: Path, name: str, report: PrepareReport, split: str) -> list[Utterance]:
     """Read one of AN4's lists (name 'train' or 'test') into utterances with checked audio."""
     etc = root / "etc"
-    fileids = (etc / f"an4_{name}.fileids").read_text().split()
+    ids_path, trans_path = etc / f"an4_{name}.fileids", etc / f"an4_{name}.transcription"
+    try:
+        fileids = ids_path.read_text(encoding="utf-8").split()
+        lines = trans_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise AsrError(f"{root}: incomplete AN4 copy ({e})") from None
     audio_by_id = {Path(f).name: root / "wav" / f"{f}.sph" for f in fileids}
-    trans_path = etc / f"an4_{name}.transcription"
     utts = []
-    for n, line in enumerate(trans_path.read_text().splitlines(), start=1):
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:

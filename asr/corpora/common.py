@@ -6,6 +6,7 @@ import random
 import shutil
 import tarfile
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -57,8 +58,8 @@ def extract_tar(archive: Path, dest: Path) -> None:
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(dest, filter="data")
-    except (tarfile.TarError, OSError) as e:
-        raise AsrError(f"{archive}: cannot extract archive ({e})") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise AsrError(f"{archive}: cannot extract archive ({e or type(e).__name__})") from None
 
 
 def audio_duration(path: Path) -> float:
@@ -77,6 +78,8 @@ def audio_duration(path: Path) -> float:
 def split_speakers(utts: Sequence[Utterance], fraction: float, seed: int) -> tuple[list[Utterance], list[Utterance]]:
     """Hold out about `fraction` of the speakers (at least one): returns (kept, held_out)."""
     speakers = sorted({u.speaker for u in utts})
+    if not speakers:
+        raise AsrError("no usable utterances to split into train and dev")
     n_held = max(1, round(fraction * len(speakers)))
     held = set(random.Random(seed).sample(speakers, n_held))
     return [u for u in utts if u.speaker not in held], [u for u in utts if u.speaker in held]
