@@ -43,16 +43,7 @@ class NgramModel:
         """p(word | history) under the backoff model (history truncated to order - 1)."""
         word = word if word in self._known else UNK
         h = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
-        weight = 1.0
-        while True:
-            if h + (word,) in self.prob:
-                return weight * self.prob[h + (word,)]
-            weight *= self.backoff.get(h, 1.0)
-            if not h:
-                # Only reached for words missing from the unigrams, which cannot happen:
-                # every vocabulary word, <unk> included, has a unigram.
-                raise KeyError(word)
-            h = h[1:]
+        return _backoff_probability(self.prob, self.backoff, h, word)
 
 
 def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> list[Counter]:
@@ -128,7 +119,7 @@ def estimate(sentences: Iterable[Sequence[str]], order: int) -> NgramModel:
             gamma = sum(d[min(c, 3) - 1] for _, c in continuations) / total
             backoff[h] = gamma
             for w, c in continuations:
-                lower_p = uniform if n == 1 else _lower(prob, backoff, h[1:], w)
+                lower_p = uniform if n == 1 else _backoff_probability(prob, backoff, h[1:], w)
                 prob[h + (w,)] = (c - d[min(c, 3) - 1]) / total + gamma * lower_p
         if n == 1:  # vocabulary words never seen as unigrams (<unk>) get the uniform share
             for w in vocab:
@@ -139,8 +130,11 @@ def estimate(sentences: Iterable[Sequence[str]], order: int) -> NgramModel:
     return NgramModel(order, vocab, prob, backoff, discounts)
 
 
-def _lower(prob: dict[Ngram, float], backoff: dict[Ngram, float], h: Ngram, w: str) -> float:
-    """p(w | h) from the already-estimated lower orders, backing off as needed."""
+def _backoff_probability(prob: dict[Ngram, float], backoff: dict[Ngram, float], h: Ngram, w: str) -> float:
+    """p(w | h) from seen n-grams, backing off to shorter histories as needed.
+
+    Every vocabulary word has a unigram, so the search always ends.
+    """
     weight = 1.0
     while h + (w,) not in prob:
         weight *= backoff.get(h, 1.0)
