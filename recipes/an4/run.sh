@@ -5,8 +5,9 @@
 #
 # --source: a local an4_sphere.tar.gz or extracted folder (default: $ASR_AN4_SOURCE, else
 # CMU's archive is downloaded). Everything is written under --work (default data/an4).
-# A finished stage is skipped when run again (delete WORK/.done.<stage> to redo it); an
-# interrupted training stage resumes from its last epoch checkpoint.
+# A finished stage is skipped when run again (delete WORK/.done.<N>.<name> to redo it; a
+# stage that runs again also redoes the stages after it); an interrupted training stage
+# resumes from its last epoch checkpoint.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,19 +35,22 @@ exp=$work/exp
 mkdir -p "$work"
 
 # run_stage N NAME COMMAND...: run a stage once, timing it; skipped if already done.
+# Running a stage makes the later stages, which depend on it, run again too.
 run_stage() {
   local n=$1 name=$2; shift 2
   if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 0; fi
-  if [ -f "$work/.done.$name" ]; then
+  if [ -f "$work/.done.$n.$name" ]; then
     echo "== stage $n ($name): already done, skipping"
     return 0
   fi
+  local m
+  for m in $(seq $((n + 1)) 9); do rm -f "$work"/.done."$m".*; done
   echo "== stage $n ($name)"
   local start=$(date +%s)
   "$@"
   local secs=$(( $(date +%s) - start ))
   echo "stage $n ($name): ${secs}s" | tee -a "$work/stage_times.txt"
-  touch "$work/.done.$name"
+  touch "$work/.done.$n.$name"
 }
 
 # evaluate MODEL NAME [ARGS...]: decode dev and test into exp/decode_<split>_NAME.
