@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,19 +74,20 @@ class BeamSearchDecoder:
             raise ValueError("a word LM needs a lexicon")
         self.tokenizer = tokenizer
         self.lexicon_based = lexicon is not None
-        self._decoder = ctc_decoder(
-            lexicon=str(lexicon) if lexicon else None,
-            tokens=tokenizer.tokens,
-            lm=str(lm) if lm else None,
-            nbest=cfg.n_best,
-            beam_size=cfg.beam_size,
-            beam_threshold=cfg.beam_threshold,
-            lm_weight=cfg.lm_weight if lm else 0.0,
-            word_score=cfg.word_score,
-            blank_token=BLANK,
-            sil_token=SPACE,
-            unk_word=UNK_WORD,
-        )
+        with _quiet_stderr():  # KenLM reports its loading progress on the C stderr
+            self._decoder = ctc_decoder(
+                lexicon=str(lexicon) if lexicon else None,
+                tokens=tokenizer.tokens,
+                lm=str(lm) if lm else None,
+                nbest=cfg.n_best,
+                beam_size=cfg.beam_size,
+                beam_threshold=cfg.beam_threshold,
+                lm_weight=cfg.lm_weight if lm else 0.0,
+                word_score=cfg.word_score,
+                blank_token=BLANK,
+                sil_token=SPACE,
+                unk_word=UNK_WORD,
+            )
 
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[Hypothesis]:
         return [group[0] for group in self.n_best(log_probs, lens)]
@@ -124,6 +128,21 @@ class BeamSearchDecoder:
         tokens = [t for t, _ in keep]
         text = " ".join(h.words) if self.lexicon_based else self.tokenizer.decode(tokens)
         return Hypothesis(text=text, tokens=tokens, score=float(h.score), timesteps=[s for _, s in keep])
+
+
+@contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null for the block (C++ libraries write there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def write_lexicon(words: list[str], path: str | Path, tokenizer: CharTokenizer) -> int:
