@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from asr.errors import AudioError
+from asr.errors import AudioError, first_line
 
 SAMPLE_RATE = 16000
 
@@ -39,7 +39,7 @@ def load_audio(
                 f.seek(start)
             data = f.read(frames=frames, dtype="float32", always_2d=True)  # (N, C)
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
-        raise AudioError(f"{path}: cannot read audio ({_first_line(e)})") from None
+        raise AudioError(f"{path}: cannot read audio ({first_line(e)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: audio has no samples")
     if not np.isfinite(data).all():
@@ -48,8 +48,3 @@ def load_audio(
     if native_rate != sample_rate:
         wave = AF.resample(wave, native_rate, sample_rate)
     return wave
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]

@@ -16,7 +16,7 @@ import torch
 
 from asr.atomic import save_torch_atomic
 from asr.config import RunConfig, from_dict, to_dict
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
 from asr.features import FeatureStats
 from asr.model import AcousticModel
 from asr.tokenizer import CharTokenizer
@@ -72,8 +72,7 @@ def load_checkpoint_file(path: str | Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AsrError(f"{path}: not a readable model file ({first})") from None
+        raise AsrError(f"{path}: not a readable model file ({first_line(e)})") from None
     if not isinstance(data, dict):
         raise AsrError(f"{path}: not an asr model file")
     return data
@@ -89,8 +88,7 @@ def bundle_from_dict(data: dict, where: str) -> Bundle:
         model.load_state_dict(data["model"])
         stats = FeatureStats.from_dict(data["stats"])
     except (KeyError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AsrError(f"{where}: model bundle does not match this version of asr ({first})") from None
+        raise AsrError(f"{where}: model bundle does not match this version of asr ({first_line(e)})") from None
     return Bundle(cfg, tokenizer, stats, model.eval(), data.get("info", {}), data.get("lm_arpa"), data.get("lexicon"))
 
 

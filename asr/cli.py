@@ -1,4 +1,4 @@
-"""The `asr` command: prepare, train, evaluate, transcribe.
+"""The `asr` command: prepare, train, evaluate, tune, transcribe, lm build.
 
 Errors caused by input (missing or corrupt files, bad manifest lines, bad options) are
 printed as one line naming the file, with a non-zero exit status and no traceback.

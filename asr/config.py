@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
         except OSError as e:
             raise AsrError(f"{path}: cannot read config ({e.strerror})") from None
         except yaml.YAMLError as e:
-            raise AsrError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+            raise AsrError(f"{path}: invalid YAML ({first_line(e)})") from None
         if not isinstance(data, dict):
             raise AsrError(f"{path}: expected a mapping of sections at the top level")
     _merge_overrides(data, overrides)

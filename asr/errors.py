@@ -16,3 +16,9 @@ class AudioError(AsrError):
 
 class ManifestError(AsrError):
     """A manifest that is missing, unreadable or holds an invalid record."""
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's message cut to its first line (its type name if it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -13,7 +13,7 @@ from asr.checkpoint import Bundle
 from asr.config import DecodeConfig, to_dict
 from asr.data import SpeechDataset, make_loader
 from asr.decoding import Hypothesis, make_decoder, write_lexicon
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
 from asr.lm import read_arpa_words
 from asr.manifest import Utterance
 from asr.model import AcousticModel, ctc_loss_sum
@@ -93,8 +93,7 @@ def bundle_decoder(
         try:
             return make_decoder(cfg, bundle.tokenizer, lexicon, lm)  # reads the files now
         except (RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise AsrError(f"cannot set up beam search with lexicon {lexicon} and LM {lm} ({first})") from None
+            raise AsrError(f"cannot set up beam search with lexicon {lexicon} and LM {lm} ({first_line(e)})") from None
 
 
 def score_hypotheses(utts: Sequence[Utterance], hyps: dict[str, Hypothesis]) -> Summary:

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from asr.atomic import save_torch_atomic
-from asr.checkpoint import bundle_dict, build_model, load_checkpoint_file
+from asr.checkpoint import build_model, load_checkpoint_file, save_bundle
 from asr.config import RunConfig, from_dict, save_config, to_dict
 from asr.data import SpeechDataset, make_loader, utterance_features
 from asr.decoding import GreedyDecoder
@@ -208,10 +208,7 @@ def train(
         )
         info = {"epoch": epoch, "dev_wer": summary.wer, "dev_cer": summary.cer, "n_params": n_params}
         if is_best:
-            save_torch_atomic(
-                bundle_dict(cfg=cfg, tokenizer=tokenizer, stats=stats, model=model, info=info),
-                exp_dir / "model.pt",
-            )
+            save_bundle(exp_dir / "model.pt", cfg=cfg, tokenizer=tokenizer, stats=stats, model=model, info=info)
         save_epoch_checkpoint(
             exp_dir, epoch, tc.keep_checkpoints,
             {

@@ -14,7 +14,7 @@ from typing import Sequence
 import soundfile as sf
 
 from asr.atomic import atomic_path
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
 from asr.manifest import Utterance
 
 
@@ -69,7 +69,7 @@ def audio_duration(path: Path) -> float:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise ValueError(f"unreadable audio ({str(e).splitlines()[0]})") from None
+        raise ValueError(f"unreadable audio ({first_line(e)})") from None
     if info.frames <= 0:
         raise ValueError("audio has no samples")
     return info.frames / info.samplerate
