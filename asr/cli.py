@@ -101,10 +101,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_lm_build(args: argparse.Namespace) -> int:
     from asr.lm import estimate, read_text_corpus, write_arpa
     from asr.manifest import read_manifest
+    from asr.scoring import normalize_text
 
     sentences = read_text_corpus(args.text) if args.text else []
     for m in args.manifest:
-        sentences += [u.text.upper().split() for u in read_manifest(m)]
+        sentences += [normalize_text(u.text).split() for u in read_manifest(m)]
     if not sentences:
         raise AsrError("no text given: pass TEXT files and/or --manifest")
     try:

@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 
 from asr.atomic import write_text_atomic
 from asr.errors import AsrError
+from asr.scoring import normalize_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 Ngram = tuple[str, ...]
@@ -200,7 +201,7 @@ def read_text_corpus(paths: Sequence[str | Path]) -> list[list[str]]:
             raise AsrError(f"{path}: no such text file") from None
         except (OSError, UnicodeDecodeError) as e:
             raise AsrError(f"{path}: cannot read text ({e})") from None
-        sentences += [line.upper().split() for line in text.splitlines() if line.strip()]
+        sentences += [normalize_text(line).split() for line in text.splitlines() if line.strip()]
     if not sentences:
         raise AsrError(f"{', '.join(map(str, paths))}: no text to build a language model from")
     return sentences
