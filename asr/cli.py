@@ -13,21 +13,19 @@ from pathlib import Path
 
 from asr import __version__
 from asr.config import apply_overrides
+from asr.corpora import CORPORA, corpus_module
 from asr.errors import AsrError
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from asr.corpora.an4 import download_an4, prepare_an4
+    from asr.corpora import corpus_module
 
-    if args.corpus != "an4":
-        raise AsrError(f"unknown corpus {args.corpus!r} (available: an4)")
     out = Path(args.out)
     t0 = time.time()
-    root = download_an4(args.source, out)
-    report = prepare_an4(root, out / "manifests")
+    root, report = corpus_module(args.corpus).run_prepare(args)
     for line in report.lines():
         print(line)
-    print(f"AN4 from {root} prepared in {out / 'manifests'} ({time.time() - t0:.1f}s)")
+    print(f"{args.corpus} from {root} prepared in {out / 'manifests'} ({time.time() - t0:.1f}s)")
     return 0
 
 
@@ -166,10 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("prepare", help="extract or download a corpus and write its manifests")
-    s.add_argument("corpus", help="corpus name (an4)")
-    s.add_argument("--source", help="local archive or extracted folder (default: $ASR_AN4_SOURCE, else download)")
-    s.add_argument("--out", required=True, help="working folder, e.g. data/an4")
-    s.set_defaults(func=cmd_prepare)
+    corpus_sub = s.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+    for name in CORPORA:
+        module = corpus_module(name)
+        c = corpus_sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
+        c.add_argument("--source", help=f"local archive or extracted folder (default: ${module.ENV_VAR}, else download)")
+        c.add_argument("--out", required=True, help=f"working folder, e.g. data/{name}")
+        module.add_arguments(c)
+        c.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("train", help="train an acoustic model with CTC")
     s.add_argument("--train", required=True, help="training manifest (JSONL)")

@@ -19,6 +19,7 @@ from asr.scoring import normalize_text
 
 URL = "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"
 ENV_VAR = "ASR_AN4_SOURCE"  # a local an4_sphere.tar.gz or extracted folder
+DESCRIPTION = "CMU AN4 census database (64 MB, downloaded from CMU)"
 DEV_SPEAKER_FRACTION = 0.1
 DEV_SEED = 4
 
@@ -107,3 +108,12 @@ def prepare_an4(root: str | Path, out_dir: str | Path) -> PrepareReport:
     for split, utts in (("train", train), ("dev", dev), ("test", test)):
         report.kept[split] = write_manifest(utts, out_dir / f"{split}.jsonl")
     return report
+
+
+def add_arguments(parser) -> None:
+    """AN4 needs no options beyond --source and --out."""
+
+
+def run_prepare(args) -> tuple[Path, PrepareReport]:
+    root = download_an4(args.source, args.out)
+    return root, prepare_an4(root, Path(args.out) / "manifests")
