@@ -1,0 +1,69 @@
+# Shell helpers shared by recipes/<corpus>/run.sh. Source it after setting the defaults:
+#
+#   stage=0 stop_stage=N source=${ASR_<CORPUS>_SOURCE:-} work=data/<corpus> config=...
+#   . "$here/../lib.sh"; parse_recipe_args "$@"
+#
+# Common options: --stage N, --stop-stage N, --source PATH, --work DIR, --config YAML.
+# A finished stage leaves WORK/.done.<N>.<name> and is skipped when the recipe runs again;
+# a stage that runs again also makes every later stage run again.
+
+asr=${ASR:-asr}
+
+# parse_recipe_args "$@": the common options above; -h prints the run.sh header comment.
+parse_recipe_args() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --stage) stage=$2; shift 2 ;;
+      --stop-stage) stop_stage=$2; shift 2 ;;
+      --source) source=$2; shift 2 ;;
+      --work) work=$2; shift 2 ;;
+      --config) config=$2; shift 2 ;;
+      -h|--help) sed -n '2,/^set /p' "$0" | sed '$d'; exit 0 ;;
+      *) echo "$(basename "$(dirname "$0")")/run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  mkdir -p "$work"
+}
+
+# run_stage N NAME COMMAND...: run a stage once, timing it into WORK/stage_times.txt.
+run_stage() {
+  local n=$1 name=$2; shift 2
+  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 0; fi
+  if [ -f "$work/.done.$n.$name" ]; then
+    echo "== stage $n ($name): already done, skipping"
+    return 0
+  fi
+  local m
+  for m in $(seq $((n + 1)) 19); do rm -f "$work"/.done."$m".*; done
+  echo "== stage $n ($name)"
+  local start
+  start=$(date +%s)
+  "$@"
+  local secs=$(( $(date +%s) - start ))
+  echo "stage $n ($name): ${secs}s" | tee -a "$work/stage_times.txt"
+  touch "$work/.done.$n.$name"
+}
+
+# evaluate_splits MODEL NAME "SPLIT..." [ARGS...]: decode WORK/manifests/SPLIT.jsonl for each
+# split into WORK/exp/decode_<split>_NAME.
+evaluate_splits() {
+  local model=$1 name=$2 splits=$3; shift 3
+  local split
+  for split in $splits; do
+    "$asr" evaluate --model "$model" --manifest "$work/manifests/$split.jsonl" \
+      --out "$work/exp/decode_${split}_$name" "$@"
+  done
+}
+
+# show_results "SPLIT..." "NAME...": print the summary lines of each decode that exists.
+show_results() {
+  local split name
+  for split in $1; do
+    for name in $2; do
+      if [ -f "$work/exp/decode_${split}_$name/summary.txt" ]; then
+        echo "== $split, $name ($work/exp/decode_${split}_$name)"
+        tail -n 2 "$work/exp/decode_${split}_$name/summary.txt"
+      fi
+    done
+  done
+}
