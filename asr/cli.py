@@ -43,6 +43,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    from asr.average import average_last_epochs
+    from asr.checkpoint import save_bundle_object
+
+    bundle, epochs = average_last_epochs(args.exp, args.last)
+    save_bundle_object(bundle, args.out)
+    print(f"{args.out}: mean of the weights of epochs {epochs[0]}-{epochs[-1]} of {args.exp}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.checkpoint import load_bundle
     from asr.evaluate import evaluate_manifest
@@ -184,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("average", help="average the weights of the last N epoch checkpoints into a bundle")
+    s.add_argument("--exp", required=True, help="experiment folder written by asr train")
+    s.add_argument("--last", type=int, default=5, help="how many final epochs to average (default 5)")
+    s.add_argument("--out", required=True, help="bundle to write, e.g. EXP/model_avg.pt")
+    s.set_defaults(func=cmd_average)
 
     s = sub.add_parser("evaluate", help="decode a manifest and write a WER/CER report")
     s.add_argument("--model", required=True, help="model bundle (model.pt)")

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from asr.checkpoint import build_model, load_bundle
+from asr.checkpoint import build_model, load_bundle, load_checkpoint_file
 from asr.cli import main
 from asr.data import SpeechDataset
 from asr.decoding import GreedyDecoder
@@ -154,3 +154,20 @@ def test_word_timestamps_are_plausible(an4_prepared, tiny_run, capsys):
             assert a["end"] <= b["start"]
     assert main(["transcribe", "--model", str(exp / "model.pt"), "--format", "srt", subset[0].audio]) == 0
     assert " --> " in capsys.readouterr().out
+
+
+def test_average_cli_writes_a_bundle_of_the_mean_weights(tiny_run, tmp_path, capsys):
+    work, manifest, exp, subset = tiny_run
+    out = tmp_path / "avg.pt"
+    assert main(["average", "--exp", str(exp), "--last", "2", "--out", str(out)]) == 0
+    bundle = load_bundle(out)
+    assert bundle.info["averaged_epochs"] == [79, 80]
+    w79 = load_checkpoint_file(exp / "checkpoints" / "epoch-79.pt")["model"]
+    w80 = load_checkpoint_file(exp / "checkpoints" / "epoch-80.pt")["model"]
+    for name, value in bundle.model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (w79[name] + w80[name]) / 2)
+    assert main(["evaluate", "--model", str(out), "--manifest", str(manifest), "--out", str(tmp_path / "r")]) == 0
+    assert main(["average", "--exp", str(exp), "--last", "3", "--out", str(tmp_path / "x.pt")]) == 1
+    assert "2 epoch checkpoints, 3 asked for" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

@@ -1,0 +1,70 @@
+"""Checkpoint averaging: one model whose weights are the mean of the last N epochs'.
+
+Averaging the parameters of the final epochs (ESPnet's average_checkpoints, icefall's
+--avg) smooths out the noise of the last optimizer steps. The averaged model is written
+as an ordinary bundle, with the tokens, feature statistics and config of the best model.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from asr.checkpoint import Bundle, load_bundle, load_checkpoint_file
+from asr.errors import AsrError
+
+
+def epoch_checkpoints(exp_dir: str | Path) -> list[Path]:
+    """The epoch checkpoints of an experiment, oldest first."""
+    paths = (Path(exp_dir) / "checkpoints").glob("epoch-*.pt")
+    return sorted(paths, key=lambda p: int(p.stem.split("-")[1]))
+
+
+def average_state_dicts(states: Sequence[dict]) -> dict:
+    """Element-wise mean of floating-point tensors; integer buffers (counters) from the last."""
+    if not states:
+        raise ValueError("nothing to average")
+    keys = states[0].keys()
+    if any(s.keys() != keys for s in states):
+        raise ValueError("checkpoints hold different parameters")
+    out = {}
+    for k in keys:
+        if states[-1][k].is_floating_point():
+            out[k] = torch.stack([s[k].float() for s in states]).mean(0).to(states[-1][k].dtype)
+        else:
+            out[k] = states[-1][k].clone()
+    return out
+
+
+def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[int]]:
+    """The best model's bundle with its weights replaced by the mean of the last `n_last` epochs."""
+    exp_dir = Path(exp_dir)
+    ckpts = epoch_checkpoints(exp_dir)
+    if n_last < 1:
+        raise AsrError(f"--last must be at least 1 (got {n_last})")
+    if len(ckpts) < n_last:
+        raise AsrError(
+            f"{exp_dir / 'checkpoints'}: {len(ckpts)} epoch checkpoints, {n_last} asked for "
+            "(train with --set train.keep_checkpoints=N to keep more)"
+        )
+    best = load_bundle(exp_dir / "model.pt")
+    chosen = ckpts[-n_last:]
+    states = []
+    for path in chosen:
+        state = load_checkpoint_file(path)
+        if state.get("tokens") != best.tokenizer.tokens:
+            raise AsrError(f"{path}: tokens differ from {exp_dir / 'model.pt'}")
+        states.append(state["model"])
+    try:
+        averaged = average_state_dicts(states)
+        model = copy.deepcopy(best.model)
+        model.load_state_dict(averaged)
+    except (ValueError, RuntimeError) as e:
+        raise AsrError(f"{exp_dir}: cannot average checkpoints ({e})") from None
+    epochs = [int(p.stem.split("-")[1]) for p in chosen]
+    info = {**best.info, "averaged_epochs": epochs}
+    info.pop("dev_wer", None), info.pop("dev_cer", None), info.pop("epoch", None)
+    return Bundle(best.config, best.tokenizer, best.stats, model.eval(), info), epochs
