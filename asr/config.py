@@ -88,6 +88,18 @@ def to_dict(cfg: Any) -> dict:
     return _plain(dataclasses.asdict(cfg))
 
 
+def config_differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """`section.field: A -> B` for every field where two configs differ."""
+    out = []
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if dataclasses.is_dataclass(x):
+            out += config_differences(x, y, f"{prefix}{f.name}.")
+        elif x != y:
+            out.append(f"{prefix}{f.name}: {x!r} -> {y!r}")
+    return out
+
+
 def from_dict(cls: type, data: dict, where: str = "config", prefix: str = "") -> Any:
     """Build dataclass `cls` from a (possibly partial) nested dict, checking names and types."""
     if not isinstance(data, dict):

@@ -10,6 +10,7 @@ Outputs in `exp_dir`:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from asr.atomic import save_torch_atomic
 from asr.checkpoint import build_model, load_checkpoint_file, save_bundle
-from asr.config import RunConfig, from_dict, save_config, to_dict
+from asr.config import RunConfig, config_differences, from_dict, save_config, to_dict
 from asr.data import SpeechDataset, make_loader, utterance_features
 from asr.decoding import GreedyDecoder
 from asr.errors import AsrError
@@ -85,6 +86,23 @@ def prepare_stats(
     return stats
 
 
+# Fields a resumed run may change: more epochs stretch the cosine decay over the new total
+# (the learning rate rises again from its value at the current step).
+RESUMABLE_CHANGES = ("train.epochs", "train.keep_checkpoints", "train.num_workers")
+
+
+def resume_config(saved: RunConfig, requested: RunConfig, ckpt: Path) -> RunConfig:
+    """The config to resume with: the saved one, with the changes a resumed run allows."""
+    changed = config_differences(saved, requested)
+    fixed = [c for c in changed if c.split(":")[0] not in RESUMABLE_CHANGES]
+    if fixed:
+        raise AsrError(f"{ckpt}: was trained with a different config ({'; '.join(fixed[:4])}); "
+                       "resume with the same config, or train into a new --exp folder")
+    return dataclasses.replace(saved, train=dataclasses.replace(
+        saved.train, **{name.split(".")[1]: getattr(requested.train, name.split(".")[1]) for name in RESUMABLE_CHANGES}
+    ))
+
+
 def latest_checkpoint(exp_dir: Path) -> Path | None:
     ckpts = sorted((exp_dir / "checkpoints").glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
     return ckpts[-1] if ckpts else None
@@ -124,9 +142,9 @@ def train(
             log_line("no checkpoint to resume from; starting from scratch")
         else:
             state = load_checkpoint_file(ckpt)
-            cfg = from_dict(RunConfig, state["config"], where=str(ckpt))
+            cfg = resume_config(from_dict(RunConfig, state["config"], where=str(ckpt)), cfg, ckpt)
             tc = cfg.train
-            log_line(f"resuming from {ckpt} with the config it was started with")
+            log_line(f"resuming from {ckpt}")
 
     tokens_path = exp_dir / "tokens.txt"
     if state is not None:

@@ -3,6 +3,7 @@ import torch
 
 from asr.checkpoint import load_bundle
 from asr.config import load_config
+from asr.errors import AsrError
 from asr.manifest import Utterance, read_manifest
 from asr.tokenizer import CharTokenizer
 from asr.train import lr_lambda, train, trainable
@@ -45,3 +46,15 @@ def test_resume_reproduces_an_uninterrupted_run(an4_prepared, tmp_path):
     assert state["scheduler"]["_last_lr"][0] == pytest.approx(full.train.lr * full.train.final_lr_ratio)
     bundle = load_bundle(tmp_path / "resumed" / "model.pt")
     assert bundle.info["n_params"] > 0 and bundle.stats.mean.shape == (80,)
+
+
+def test_resume_may_add_epochs_but_not_change_the_model(an4_prepared, tmp_path):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    quiet = {"progress": False, "log": lambda s: None}
+    train(load_config(None, TINY + ["train.epochs=1"]), utts, utts[:2], tmp_path, **quiet)
+    with pytest.raises(AsrError, match=r"different config \(model.hidden_size"):
+        train(load_config(None, TINY + ["train.epochs=1", "model.hidden_size=24"]), utts, utts[:2], tmp_path,
+              resume=True, **quiet)
+    train(load_config(None, TINY + ["train.epochs=2"]), utts, utts[:2], tmp_path, resume=True, **quiet)
+    state = torch.load(tmp_path / "checkpoints" / "epoch-2.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["config"]["train"]["epochs"] == 2
