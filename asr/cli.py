@@ -1,4 +1,4 @@
-"""The `asr` command: prepare, train, evaluate, score, tune, transcribe, lm build.
+"""The `asr` command: prepare, train, evaluate, score, compare, tune, transcribe, lm build.
 
 Errors caused by input (missing or corrupt files, bad manifest lines, bad options) are
 printed as one line naming the file, with a non-zero exit status and no traceback.
@@ -86,6 +86,20 @@ def cmd_score(args: argparse.Namespace) -> int:
     for line in problem_lines(report, max_ids=10):
         print(f"note: {line}")
     print(f"report in {args.out} (report.html, summary.md), written in {time.time() - t0:.2f}s")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from asr.atomic import write_text_atomic
+    from asr.compare import compare_reports, format_comparison
+
+    if args.resamples < 1:
+        raise AsrError(f"--resamples {args.resamples}: must be at least 1")
+    comparison = compare_reports(args.report_a, args.report_b, n_resamples=args.resamples, seed=args.seed)
+    text = format_comparison(comparison)
+    sys.stdout.write(text)
+    if args.out:
+        write_text_atomic(args.out, text)
     return 0
 
 
@@ -225,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="report folder")
     s.add_argument("--title", help="report title")
     s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("compare", help="paired significance tests of two reports on the same utterances")
+    s.add_argument("report_a", metavar="REPORT_A", help="report folder of system A (from evaluate or score)")
+    s.add_argument("report_b", metavar="REPORT_B", help="report folder of system B")
+    s.add_argument("--out", help="also write the comparison to this file")
+    s.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples (default 1000)")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("tune", help="pick LM weight and word score on a dev set; store them in the bundle")
     s.add_argument("--model", required=True, help="model bundle to tune")
