@@ -51,10 +51,22 @@ def wer_vs_length(utts: Sequence[UttScore]) -> bytes:
     return _png(fig)
 
 
+MAX_SPEAKER_BARS = 30
+
+
 def error_types(overall: Summary, speakers: dict[str, Summary]) -> bytes:
     """Substitutions, deletions and insertions as a share of reference words, stacked,
-    for all utterances and for each speaker."""
-    rows = [("all", overall)] + sorted(speakers.items())
+    for all utterances and for each speaker (with many speakers: those with the most
+    errors per reference word)."""
+    shown = sorted(speakers.items())
+    title = "Error types, all utterances and by speaker"
+    if len(shown) > MAX_SPEAKER_BARS:
+        def rate(item: tuple[str, Summary]) -> float:
+            s = item[1]
+            return s.errors / s.n_words if s.n_words else float(s.errors)
+        shown = sorted(sorted(shown, key=rate, reverse=True)[:MAX_SPEAKER_BARS])
+        title = f"Error types, all utterances and the {MAX_SPEAKER_BARS} of {len(speakers)} speakers with most errors"
+    rows = [("all", overall), *shown]
     fig = _figure(7.0, 1.2 + 0.28 * len(rows))
     ax = fig.subplots()
     labels = [name for name, _ in rows][::-1]
@@ -64,7 +76,7 @@ def error_types(overall: Summary, speakers: dict[str, Summary]) -> bytes:
         ax.barh(labels, values, left=left, color=color, label=kind, height=0.7)
         left = [a + b for a, b in zip(left, values)]
     ax.set_xlabel("errors per 100 reference words (stacked: WER)")
-    ax.set_title("Error types, all utterances and by speaker", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.legend(loc="outside lower center", ncols=3, fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="x", alpha=0.3)

@@ -121,3 +121,15 @@ def test_write_report_keeps_the_old_files(tmp_path):
     assert "%WER 33.33 [ 1 / 3, 0 ins, 1 del, 0 sub ]" in summary and "| Sum/Avg" in summary
     assert "id: u1\nScores: (#C #S #D #I) 1 0 1 0" in (tmp_path / "errs.txt").read_text()
     assert s.summary.sentence_errors == 1 and s.unknown == []
+
+
+def test_error_type_plot_stays_readable_with_many_speakers():
+    from asr import plots
+    from asr.report import build_report
+
+    n = 100
+    report = build_report([f"u{i}" for i in range(n)], [f"s{i}" for i in range(n)], ["A B"] * n,
+                          ["A" if i % 2 else "A C" for i in range(n)])
+    png = plots.error_types(report.summary, report.speakers)
+    height = int.from_bytes(png[20:24], "big")  # PNG IHDR
+    assert png[:4] == b"\x89PNG" and height < 100 * (1.2 + 0.28 * (plots.MAX_SPEAKER_BARS + 2))
