@@ -118,8 +118,8 @@ def compare_reports(folder_a: str | Path, folder_b: str | Path, n_resamples: int
 def _p_text(p: float | None, n_resamples: int | None = None) -> str:
     if p is None:
         return "p undefined"
-    if n_resamples and p == 0:
-        return f"p < {1 / n_resamples:g} (no resample crossed zero)"
+    if n_resamples and p == 0:  # the smallest p-value above zero would be 2 / n_resamples
+        return f"p < {2 / n_resamples:g} (no resample crossed zero)"
     return f"p = {p:.4f}" if p >= 1e-4 else f"p = {p:.1e}"
 
 

@@ -6,7 +6,8 @@
 - `paired_bootstrap` (Bisani & Ney, ICASSP 2004): both systems are resampled with the
   same utterance indices. Reported: the WER difference B - A with the percentile interval,
   the probability that B is better (share of resamples with B - A < 0), and a two-sided
-  p-value: twice the share of resamples on the smaller side of zero, at most 1.
+  p-value: twice the share of resamples on the smaller side of zero (a difference of
+  exactly zero counts on both sides), at most 1.
 - `sentence_segments` and `mapsswe`: the matched-pairs sentence-segment word error test
   of NIST's sc_stats (Gillick & Cox, ICASSP 1989); see `sentence_segments` for the
   segmentation.
