@@ -1,4 +1,4 @@
-"""The `asr` command: prepare, train, evaluate, tune, transcribe, lm build.
+"""The `asr` command: prepare, train, evaluate, score, compare, tune, transcribe, lm build.
 
 Errors caused by input (missing or corrupt files, bad manifest lines, bad options) are
 printed as one line naming the file, with a non-zero exit status and no traceback.
@@ -55,7 +55,7 @@ def cmd_average(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.checkpoint import load_bundle
-    from asr.evaluate import evaluate_manifest
+    from asr.evaluate import decode_manifest, write_evaluation
     from asr.manifest import read_manifest
     from asr.train import pick_device
 
@@ -63,13 +63,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
     utts = read_manifest(args.manifest)
     t0 = time.time()
-    summary = evaluate_manifest(bundle, utts, args.out, pick_device(args.device),
-                                title=f"{args.manifest} decoded with {args.model}",
-                                lexicon=args.lexicon, lm=args.lm, lexicon_free=args.lexicon_free)
-    elapsed = time.time() - t0
+    hyps, info = decode_manifest(bundle, utts, pick_device(args.device), lexicon=args.lexicon, lm=args.lm,
+                                 lexicon_free=args.lexicon_free)
+    t1 = time.time()
+    summary = write_evaluation(args.out, utts, hyps, info, title=f"{args.manifest} decoded with {args.model}")
+    t2 = time.time()
     audio = sum(u.duration for u in utts)
     print(summary.table(f"{args.manifest} ({len(utts)} utterances, {audio:.0f}s of audio)"), end="")
-    print(f"decoding took {elapsed:.1f}s (real-time factor {elapsed / audio:.4f}); report in {args.out}")
+    print(f"decoding took {t1 - t0:.1f}s (real-time factor {(t1 - t0) / audio:.4f}), the report {t2 - t1:.1f}s; "
+          f"report in {args.out} (report.html, summary.md)")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from asr.manifest import read_manifest
+    from asr.report import problem_lines, write_report
+    from asr.trn import read_trn
+
+    t0 = time.time()
+    if args.ref.endswith((".jsonl", ".json")):
+        refs = [(u.id, u.speaker, u.text) for u in read_manifest(args.ref)]
+    else:
+        refs = [(e.id, e.speaker, e.text) for e in read_trn(args.ref)]
+    hyps = {e.id: e.text for e in read_trn(args.hyp)}
+    ref_ids = {uid for uid, _, _ in refs}
+    report = write_report(
+        args.out, ids=[uid for uid, _, _ in refs], speakers=[spk for _, spk, _ in refs],
+        refs=[text for _, _, text in refs], hyps=[hyps.get(uid) for uid, _, _ in refs],
+        title=args.title or f"{args.hyp} scored against {args.ref}",
+        extra={"ref_file": args.ref, "hyp_file": args.hyp}, unknown=[i for i in hyps if i not in ref_ids])
+    print(report.summary.table(f"{args.hyp} against {args.ref} ({len(refs)} utterances)"), end="")
+    for line in problem_lines(report, max_ids=10):
+        print(f"note: {line}")
+    print(f"report in {args.out} (report.html, summary.md), written in {time.time() - t0:.2f}s")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from asr.atomic import write_text_atomic
+    from asr.compare import compare_reports, format_comparison
+
+    if args.resamples < 1:
+        raise AsrError(f"--resamples {args.resamples}: must be at least 1")
+    comparison = compare_reports(args.report_a, args.report_b, n_resamples=args.resamples, seed=args.seed)
+    text = format_comparison(comparison)
+    sys.stdout.write(text)
+    if args.out:
+        write_text_atomic(args.out, text)
     return 0
 
 
@@ -208,6 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     add_decode_options(s)
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("score", help="score a hypothesis trn file against references; write a report")
+    s.add_argument("--ref", required=True, help="references: a trn file (TEXT (speaker-uttid)) or a manifest (.jsonl)")
+    s.add_argument("--hyp", required=True, help="hypotheses: a trn file")
+    s.add_argument("--out", required=True, help="report folder")
+    s.add_argument("--title", help="report title")
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("compare", help="paired significance tests of two reports on the same utterances")
+    s.add_argument("report_a", metavar="REPORT_A", help="report folder of system A (from evaluate or score)")
+    s.add_argument("report_b", metavar="REPORT_B", help="report folder of system B")
+    s.add_argument("--out", help="also write the comparison to this file")
+    s.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples (default 1000)")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("tune", help="pick LM weight and word score on a dev set; store them in the bundle")
     s.add_argument("--model", required=True, help="model bundle to tune")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -17,8 +17,8 @@ from asr.errors import AsrError, first_line
 from asr.lm import read_arpa_words
 from asr.manifest import Utterance
 from asr.model import AcousticModel, ctc_loss_sum
-from asr.scoring import Summary, score, write_report
-
+from asr.report import write_report
+from asr.scoring import Summary, score
 
 Emissions = dict[str, torch.Tensor]  # utterance id -> log-probabilities (T', V) on the CPU
 
@@ -101,6 +101,40 @@ def score_hypotheses(utts: Sequence[Utterance], hyps: dict[str, Hypothesis]) -> 
     return summary
 
 
+def decode_manifest(
+    bundle: Bundle,
+    utts: Sequence[Utterance],
+    device: torch.device,
+    lexicon: str | Path | None = None,
+    lm: str | Path | None = None,
+    lexicon_free: bool = False,
+) -> tuple[dict[str, Hypothesis], dict]:
+    """Decode `utts` with the bundle's model and decode settings; returns the hypotheses by
+    id and what the report records about the decoding."""
+    model = bundle.model.to(device)
+    dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
+    decoder = bundle_decoder(bundle, lm, lexicon, lexicon_free)
+    hyps, loss = decode_dataset(model, dataset, decoder, device)
+    info = {"ctc_loss_per_utt": loss, "decode": to_dict(bundle.config.decode),
+            "lm": str(lm) if lm else ("bundle" if bundle.lm_arpa else None)}
+    return hyps, info
+
+
+def write_evaluation(out_dir: str | Path, utts: Sequence[Utterance], hyps: dict[str, Hypothesis],
+                     info: dict, title: str = "") -> Summary:
+    """The report folder (asr.report) for decoded utterances."""
+    report = write_report(
+        out_dir,
+        ids=[u.id for u in utts],
+        speakers=[u.speaker for u in utts],
+        refs=[u.text for u in utts],
+        hyps=[hyps[u.id].text if u.id in hyps else None for u in utts],
+        title=title,
+        extra=info,
+    )
+    return report.summary
+
+
 def evaluate_manifest(
     bundle: Bundle,
     utts: Sequence[Utterance],
@@ -112,17 +146,5 @@ def evaluate_manifest(
     lexicon_free: bool = False,
 ) -> Summary:
     """Decode `utts` with the bundle's model and decode settings, write the report to out_dir."""
-    model = bundle.model.to(device)
-    dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
-    decoder = bundle_decoder(bundle, lm, lexicon, lexicon_free)
-    hyps, loss = decode_dataset(model, dataset, decoder, device)
-    return write_report(
-        out_dir,
-        ids=[u.id for u in utts],
-        speakers=[u.speaker for u in utts],
-        refs=[u.text for u in utts],
-        hyps=[hyps[u.id].text for u in utts],
-        title=title,
-        extra={"ctc_loss_per_utt": loss, "decode": to_dict(bundle.config.decode),
-               "lm": str(lm) if lm else ("bundle" if bundle.lm_arpa else None)},
-    )
+    hyps, info = decode_manifest(bundle, utts, device, lexicon, lm, lexicon_free)
+    return write_evaluation(out_dir, utts, hyps, info, title)

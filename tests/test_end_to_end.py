@@ -15,6 +15,7 @@ from asr.data import SpeechDataset
 from asr.decoding import GreedyDecoder
 from asr.evaluate import decode_dataset, score_hypotheses
 from asr.manifest import read_manifest, write_manifest
+from tests.sclite_tools import assert_report_agrees_with_sclite, require_tool
 
 N_UTTS = 24
 TRAIN_SETTINGS = [
@@ -75,7 +76,20 @@ def test_evaluate_writes_reports(tiny_run, capsys):
     assert summary["cer"] < 35
     errs = (out / "errs.txt").read_text()
     assert errs.count("REF:") == N_UTTS and errs.count("HYP:") == N_UTTS
-    assert "%WER" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "%WER" in printed and "report.html" in printed
+    assert summary["decode"]["method"] == "greedy" and summary["wer_ci95"][0] <= summary["wer"]
+    assert summary["speakers"] and len((out / "utts.jsonl").read_text().splitlines()) == N_UTTS
+    assert (out / "report.html").read_text().count("<th>REF</th>") >= N_UTTS
+
+
+def test_evaluate_report_agrees_with_sclite(tiny_run, tmp_path, capsys):
+    """On a real AN4 decode, sclite counts what the report counts."""
+    require_tool("sclite")
+    _, manifest, exp, _ = tiny_run
+    assert main(["evaluate", "--model", str(exp / "model.pt"), "--manifest", str(manifest),
+                 "--out", str(tmp_path / "eval")]) == 0
+    assert assert_report_agrees_with_sclite(tmp_path / "eval") == N_UTTS
 
 
 def test_transcribe_any_rate_and_channels(tiny_run, tmp_path, capsys):

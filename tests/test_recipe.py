@@ -1,5 +1,6 @@
 """recipes/an4/run.sh end to end with a tiny model: every stage runs, writes its outputs,
-and a second run does nothing."""
+and a second run does nothing. Its decodes of AN4's dev and test sets are real model
+output: their reports must agree with NIST sclite and sc_stats."""
 
 import json
 import os
@@ -9,35 +10,69 @@ from pathlib import Path
 
 import pytest
 
+from asr.cli import main
+from asr.compare import compare_reports
 from tests.conftest import REPO, an4_source
+from tests.sclite_tools import (
+    assert_report_agrees_with_sclite,
+    require_tool,
+    sc_stats_mapsswe,
+)
 
 TINY = """
 model: {rnn_type: gru, n_layers: 1, hidden_size: 32, conv_channels: 4}
 train: {epochs: 1, max_batch_frames: 20000}
 """
+DECODES = ("decode_dev_greedy", "decode_test_greedy", "decode_dev_beam_lm", "decode_test_beam_lm")
 
 
-def test_an4_recipe_runs_all_stages_once(tmp_path):
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
     source = an4_source()
     if source is None:
         if os.environ.get("CI"):
             pytest.fail("AN4 archive not found")
         pytest.skip("AN4 archive not available (set ASR_AN4_SOURCE)")
+    tmp_path = tmp_path_factory.mktemp("recipe")
     (tmp_path / "tiny.yaml").write_text(TINY)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     cmd = ["bash", str(REPO / "recipes" / "an4" / "run.sh"), "--source", str(source),
            "--work", str(tmp_path / "an4"), "--config", str(tmp_path / "tiny.yaml")]
-    first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    return tmp_path, cmd, env, first
+
+
+def test_an4_recipe_runs_all_stages_once(recipe_run):
+    tmp_path, cmd, env, first = recipe_run
     assert first.returncode == 0, first.stderr[-2000:]
     exp = tmp_path / "an4" / "exp"
-    for name in ("decode_dev_greedy", "decode_test_greedy", "decode_dev_beam_lm", "decode_test_beam_lm"):
+    for name in DECODES:
         summary = json.loads((exp / name / "summary.json").read_text())
         assert summary["n_sentences"] in (92, 130)
+        assert (exp / name / "report.html").is_file()
     assert json.loads((exp / "decode_test_beam_lm" / "summary.json").read_text())["decode"]["method"] == "beam"
     assert (tmp_path / "an4" / "lm" / "3gram.arpa").is_file() and (exp / "model_lm.pt").is_file()
     times = (tmp_path / "an4" / "stage_times.txt").read_text()
     assert all(f"stage {n} " in times for n in range(6))
-    second = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert second.returncode == 0
     assert second.stdout.count("already done, skipping") == 6
     assert (tmp_path / "an4" / "stage_times.txt").read_text() == times  # nothing ran again
+
+
+def test_an4_decodes_agree_with_sclite_and_sc_stats(recipe_run, capsys):
+    require_tool("sclite")
+    require_tool("sc_stats")
+    tmp_path, _, _, first = recipe_run
+    assert first.returncode == 0, first.stderr[-2000:]
+    exp = tmp_path / "an4" / "exp"
+    assert sum(assert_report_agrees_with_sclite(exp / name) for name in DECODES) == 2 * (92 + 130)
+    greedy, beam = exp / "decode_test_greedy", exp / "decode_test_beam_lm"
+    ours = compare_reports(greedy, beam).mapsswe
+    theirs = sc_stats_mapsswe(greedy / "ref.trn", greedy / "hyp.trn", beam / "hyp.trn", tmp_path / "sc_stats")
+    assert (ours.n_segments, ours.n_ref, ours.errors_a, ours.errors_b) == (
+        theirs["n_segments"], theirs["n_ref"], theirs["errors_a"], theirs["errors_b"])
+    if ours.std > 0:
+        assert ours.z == pytest.approx(theirs["z"], abs=6e-4)
+    assert main(["compare", str(greedy), str(beam), "--out", str(tmp_path / "compare.txt")]) == 0
+    assert capsys.readouterr().out == (tmp_path / "compare.txt").read_text()

@@ -1,0 +1,273 @@
+"""Evaluation reports: everything a speech researcher checks a WER with, in one folder.
+
+write_report writes
+  ref.trn, hyp.trn   sclite trn files of the normalized texts (`TEXT (speaker-uttid)`)
+  errs.txt           every utterance aligned, sclite style
+  summary.txt        sclite-style totals per speaker; the last two lines are %WER and %CER
+  summary.json       totals, confidence intervals, normalization, per-speaker results,
+                     frequent errors, worst and problem utterances
+  utts.jsonl         per utterance: texts, alignment and counts (what `asr compare` reads)
+  summary.md         the report in Markdown, linking the plots
+  report.html        the report in one self-contained page (plots embedded)
+  wer_vs_length.png, error_types.png
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from asr import plots
+from asr.atomic import atomic_path, write_text_atomic
+from asr.errors import AsrError
+from asr.scoring import (
+    ALIGNMENT,
+    DEFAULT_NORMALIZER,
+    Counts,
+    Normalizer,
+    Summary,
+    UttScore,
+    aligned_block,
+    sclite_percent,
+    sclite_table,
+    score_utterance,
+    summarize,
+)
+from asr.significance import N_RESAMPLES, SEED, bootstrap_ci
+from asr.trn import TrnEntry, format_trn
+
+N_TOP = 20  # rows in the frequent-error tables
+N_WORST = 10
+
+
+@dataclass
+class Report:
+    title: str
+    utts: list[UttScore]  # in reference order
+    normalizer: Normalizer
+    unknown: list[str] = field(default_factory=list)  # hypothesis ids without a reference
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.summary = summarize(self.utts)
+        by_speaker: dict[str, list[UttScore]] = {}
+        for u in self.utts:
+            by_speaker.setdefault(u.speaker, []).append(u)
+        self.speakers = {spk: summarize(us) for spk, us in sorted(by_speaker.items())}
+        self.wer_ci = bootstrap_ci([u.words.errors for u in self.utts], [u.words.n_ref for u in self.utts])
+        self.cer_ci = bootstrap_ci([u.chars.errors for u in self.utts], [u.chars.n_ref for u in self.utts])
+        self.substitutions, self.deletions, self.insertions = error_tallies(self.utts)
+
+    @property
+    def missing(self) -> list[str]:
+        return [u.id for u in self.utts if u.missing]
+
+    @property
+    def empty_refs(self) -> list[str]:
+        return [u.id for u in self.utts if u.words.n_ref == 0]
+
+    def worst(self, n: int = N_WORST) -> list[UttScore]:
+        """The utterances with the most word errors (ties: higher WER first)."""
+        wrong = [u for u in self.utts if u.words.errors > 0]
+        wrong.sort(key=lambda u: (-u.words.errors, -(u.wer if u.words.n_ref else math.inf), u.id))
+        return wrong[:n]
+
+
+def error_tallies(utts: Sequence[UttScore]) -> tuple[Counter, Counter, Counter]:
+    """Counts of substitution pairs (ref, hyp), deleted words and inserted words."""
+    subs, dels, ins = Counter(), Counter(), Counter()
+    for u in utts:
+        for op, r, h in u.pairs():
+            if op == "S":
+                subs[(r, h)] += 1
+            elif op == "D":
+                dels[r] += 1
+            elif op == "I":
+                ins[h] += 1
+    return subs, dels, ins
+
+
+def build_report(ids: Sequence[str], speakers: Sequence[str], refs: Sequence[str],
+                 hyps: Sequence[str | None], title: str = "", extra: dict | None = None,
+                 normalizer: Normalizer = DEFAULT_NORMALIZER, unknown: Sequence[str] = ()) -> Report:
+    """Score every reference; a hypothesis of None is missing and scored as empty."""
+    if not (len(ids) == len(speakers) == len(refs) == len(hyps)):
+        raise ValueError("ids, speakers, references and hypotheses differ in number")
+    if not ids:
+        raise AsrError("nothing to score: no reference utterances")
+    utts = [score_utterance(i, s, r, h, normalizer) for i, s, r, h in zip(ids, speakers, refs, hyps)]
+    return Report(title, utts, normalizer, sorted(unknown), dict(extra or {}))
+
+
+def write_report(out_dir: str | Path, ids: Sequence[str], speakers: Sequence[str], refs: Sequence[str],
+                 hyps: Sequence[str | None], title: str = "", extra: dict | None = None,
+                 normalizer: Normalizer = DEFAULT_NORMALIZER, unknown: Sequence[str] = ()) -> Report:
+    """Score and write the report folder (see the module docstring)."""
+    report = build_report(ids, speakers, refs, hyps, title, extra, normalizer, unknown)
+    write_report_files(report, out_dir)
+    return report
+
+
+def write_report_files(report: Report, out_dir: str | Path) -> None:
+    from asr.html_report import render_html
+
+    out = Path(out_dir)
+    utts = report.utts
+    write_text_atomic(out / "ref.trn", format_trn(TrnEntry(u.id, u.speaker, u.ref) for u in utts))
+    write_text_atomic(out / "hyp.trn", format_trn(TrnEntry(u.id, u.speaker, u.hyp) for u in utts))
+    write_text_atomic(out / "errs.txt", "".join(f"id: {u.id}\n{aligned_block(u)}\n" for u in utts))
+    write_text_atomic(out / "summary.txt", summary_text(report))
+    write_text_atomic(out / "utts.jsonl", "".join(json.dumps(utterance_record(u), ensure_ascii=False) + "\n"
+                                                  for u in utts))
+    figures = {"wer_vs_length.png": plots.wer_vs_length(utts),
+               "error_types.png": plots.error_types(report.summary, report.speakers)}
+    for name, png in figures.items():
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes(png)
+    write_text_atomic(out / "summary.md", summary_markdown(report))
+    write_text_atomic(out / "report.html", render_html(report, figures))
+    # Last: summary.json marks a finished report.
+    write_text_atomic(out / "summary.json", json.dumps(summary_json(report), indent=2, ensure_ascii=False) + "\n")
+
+
+def _finite(value):
+    """NaN (an undefined rate) as JSON null."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _summary_dict(s: Summary) -> dict:
+    return {k: _finite(v) for k, v in asdict(s).items()}
+
+
+def utterance_record(u: UttScore) -> dict:
+    w, c = u.words, u.chars
+    return {"id": u.id, "speaker": u.speaker, "ref": u.ref, "hyp": u.hyp, "ops": u.ops,
+            "n_ref": w.n_ref, "correct": w.correct, "substitutions": w.substitutions,
+            "deletions": w.deletions, "insertions": w.insertions, "errors": w.errors,
+            "wer": _finite(u.wer), "n_chars": c.n_ref, "char_errors": c.errors, "missing": u.missing}
+
+
+def summary_json(report: Report) -> dict:
+    def ci(interval):
+        return list(interval) if interval else None
+    return {
+        **_summary_dict(report.summary),
+        **report.extra,
+        "title": report.title,
+        "wer_ci95": ci(report.wer_ci),
+        "cer_ci95": ci(report.cer_ci),
+        "bootstrap": {"resamples": N_RESAMPLES, "seed": SEED, "unit": "utterance",
+                      "interval": "2.5th and 97.5th percentile of sum(errors) / sum(reference words)"},
+        "alignment": ALIGNMENT,
+        "normalization": report.normalizer.to_dict(),
+        "speakers": {spk: _summary_dict(s) for spk, s in report.speakers.items()},
+        "top_substitutions": [{"ref": r, "hyp": h, "count": n} for (r, h), n in report.substitutions.most_common(N_TOP)],
+        "top_deletions": [{"word": w, "count": n} for w, n in report.deletions.most_common(N_TOP)],
+        "top_insertions": [{"word": w, "count": n} for w, n in report.insertions.most_common(N_TOP)],
+        "worst_utterances": [{"id": u.id, "speaker": u.speaker, "errors": u.words.errors, "wer": _finite(u.wer)}
+                             for u in report.worst()],
+        "missing_hypotheses": report.missing,
+        "unknown_hypotheses": report.unknown,
+        "empty_references": report.empty_refs,
+        "utterances": "utts.jsonl",
+    }
+
+
+def format_rate(value: float | None, ci: tuple[float, float] | None = None) -> str:
+    if value is None or math.isnan(value):
+        return "undefined (no reference words)"
+    text = f"{value:.2f}%"
+    return text + (f" (95% CI {ci[0]:.2f}–{ci[1]:.2f})" if ci else "")
+
+
+def problem_lines(report: Report, max_ids: int | None = None) -> list[str]:
+    """Plain-language notes on input problems, naming the utterances (at most max_ids of
+    each kind); empty when there are none."""
+    def some(ids: list[str]) -> str:
+        shown = ids if max_ids is None else ids[:max_ids]
+        return ", ".join(shown) + (f", ... ({len(ids) - len(shown)} more)" if len(shown) < len(ids) else "")
+    lines = []
+    if report.missing:
+        lines.append(f"{len(report.missing)} utterance(s) had no hypothesis and were scored as empty "
+                     f"(all words deleted): {some(report.missing)}")
+    if report.unknown:
+        lines.append(f"{len(report.unknown)} hypothesis id(s) have no reference and were not scored: "
+                     f"{some(report.unknown)}")
+    if report.empty_refs:
+        lines.append(f"{len(report.empty_refs)} utterance(s) have an empty reference (their WER is undefined; "
+                     f"hypothesis words count as insertions): {some(report.empty_refs)}")
+    return lines
+
+
+def summary_text(report: Report) -> str:
+    s = report.summary
+    rows = [(spk, sp) for spk, sp in report.speakers.items()] + [("Sum/Avg", s)]
+    lines = [report.title] if report.title else []
+    lines += ["words:"] + sclite_table(rows)
+    lines += ["characters:"] + sclite_table([("Sum/Avg", s)], unit="Chr")
+    lines += [f"WER 95% CI (bootstrap over utterances): {format_rate(s.wer, report.wer_ci)}"]
+    lines += [f"note: {line}" for line in problem_lines(report)]
+    # Two last lines as before: recipes print them with `tail -n 2`.
+    lines += s.table().splitlines()[-2:]
+    return "\n".join(lines) + "\n"
+
+
+def totals_rows(s: Summary) -> list[list[str]]:
+    """Header and word/character rows of the sclite layout: counts with percentages."""
+    def row(name: str, c: Counts) -> list[str]:
+        cells = [(x, c.n_ref) for x in (c.correct, c.substitutions, c.deletions, c.insertions, c.errors)]
+        cells.append((s.sentence_errors, s.n_sentences))
+        return [name, str(s.n_sentences), str(c.n_ref)] + [f"{x} ({sclite_percent(x, n)}%)" for x, n in cells]
+    return [["", "Snt", "Wrd / Chr", "Corr", "Sub", "Del", "Ins", "Err", "S.Err"],
+            row("words", s.word_counts()), row("characters", s.char_counts())]
+
+
+def speaker_rows(report: Report) -> list[list[str]]:
+    """sclite's per-speaker percentages, with the error count."""
+    rows = [["SPKR", "Snt", "Wrd", "Corr %", "Sub %", "Del %", "Ins %", "Err %", "S.Err %", "errors"]]
+    for spk, s in [*report.speakers.items(), ("Sum/Avg", report.summary)]:
+        c = s.word_counts()
+        rows.append([spk, str(s.n_sentences), str(c.n_ref)]
+                    + [sclite_percent(x, c.n_ref) for x in (c.correct, c.substitutions, c.deletions,
+                                                           c.insertions, c.errors)]
+                    + [sclite_percent(s.sentence_errors, s.n_sentences), str(c.errors)])
+    return rows
+
+
+def _md_table(rows: list[list[str]]) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    return "\n".join([line(rows[0]), "|" + "---|" * len(rows[0])] + [line(r) for r in rows[1:]])
+
+
+def summary_markdown(report: Report) -> str:
+    s = report.summary
+    out = [f"# {report.title or 'Evaluation report'}", ""]
+    out += [f"{s.n_sentences} utterances, {len(report.speakers)} speakers, {s.n_words} reference words.", ""]
+    out += [(f"**WER {format_rate(s.wer, report.wer_ci)}**, CER {format_rate(s.cer, report.cer_ci)}. "
+            f"Intervals: bootstrap over utterances ({N_RESAMPLES} resamples, seed {SEED})."), ""]
+    out += ["## Totals (sclite layout)", "", _md_table(totals_rows(s)), ""]
+    problems = problem_lines(report)
+    if problems:
+        out += ["## Input problems", ""] + [f"- {p}" for p in problems] + [""]
+    out += ["## Scoring", "", (f"- alignment: {ALIGNMENT}; the counts equal NIST sclite's on the same files "
+            "(`sclite -r ref.trn trn -h hyp.trn trn -i spu_id -e utf-8`)"), "- normalization:"]
+    out += [f"  - {rule}" for rule in report.normalizer.rules()]
+    out += [f"- {key}: `{json.dumps(value, ensure_ascii=False)}`" for key, value in report.extra.items()]
+    out += ["", "## Speakers", "", _md_table(speaker_rows(report)), ""]
+    out += ["## Most frequent errors", ""]
+    out += [_md_table([["substitution (REF → HYP)", "count"]]
+                      + [[f"{r} → {h}", str(n)] for (r, h), n in report.substitutions.most_common(N_TOP)]), ""]
+    out += [_md_table([["deleted word", "count"]] + [[w, str(n)] for w, n in report.deletions.most_common(N_TOP)]), ""]
+    out += [_md_table([["inserted word", "count"]] + [[w, str(n)] for w, n in report.insertions.most_common(N_TOP)]), ""]
+    out += [f"## Worst {N_WORST} utterances", "", "```"]
+    for u in report.worst():
+        out += [f"id: {u.id} ({u.speaker})", aligned_block(u)]
+    out += ["```", "", "Every utterance aligned: `errs.txt` and `report.html`.", ""]
+    out += ["## Plots", "", "![WER against utterance length](wer_vs_length.png)", "",
+            "![Error types by speaker](error_types.png)", ""]
+    return "\n".join(out)
