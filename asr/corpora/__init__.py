@@ -17,6 +17,7 @@ from types import ModuleType
 CORPORA = {
     "an4": "asr.corpora.an4",
     "common_voice": "asr.corpora.common_voice",
+    "tedlium": "asr.corpora.tedlium",
 }
 
 
