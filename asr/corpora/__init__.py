@@ -18,6 +18,7 @@ CORPORA = {
     "an4": "asr.corpora.an4",
     "common_voice": "asr.corpora.common_voice",
     "tedlium": "asr.corpora.tedlium",
+    "timit": "asr.corpora.timit",
 }
 
 
