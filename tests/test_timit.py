@@ -135,7 +135,9 @@ def test_manifests(tmp_path, lower):
         f"{mabc0 / n('SX1.PHN')}: line 2: 'xx' is not one of TIMIT's 61 phones",
         f"{mabc0 / n('SX3.PHN')}: no SX3.WAV beside it",
     ]
-    assert report.notes[0] == "left out by rule: 2 SA1/SA2 sentences; 1 TEST speakers outside the dev and core test sets"
+    assert report.notes[0] == (
+        "left out by rule: 2 SA1/SA2 sentences; 1 TEST speakers outside the dev and core test sets"
+    )
     assert report.notes[1].startswith("dev: 49 of its speakers not found: FADG0 FCAL1")
     assert report.notes[2].startswith("test: 23 of its speakers not found: FDHC0")
 

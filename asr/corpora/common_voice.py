@@ -145,10 +145,22 @@ def outside_characters(text: str, scripts: tuple[str, ...]) -> str:
     return "".join(sorted({c for c in text if not in_character_set(c, scripts)}))
 
 
+def is_language_folder(path: Path) -> bool:
+    return (path / "train.tsv").is_file() and (path / "clips").is_dir()
+
+
 def find_language_folders(path: Path) -> list[Path]:
     """Folders at `path` or up to two levels below it that hold a Common Voice language."""
-    candidates = [path, *sorted(path.glob("*")), *sorted(path.glob("*/*"))]
-    return [p for p in candidates if (p / "train.tsv").is_file() and (p / "clips").is_dir()]
+    if is_language_folder(path):
+        return [path]  # without listing its (many) clips
+    children = sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+    found = []
+    for child in children:
+        if is_language_folder(child):
+            found.append(child)
+        else:
+            found += sorted(g for g in child.iterdir() if g.is_dir() and is_language_folder(g))
+    return found
 
 
 def pick_language(folders: list[Path], where: Path, language: str | None) -> Path:
