@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in CORPORA:
         module = corpus_module(name)
         c = corpus_sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
-        c.add_argument("--source", help=f"local archive or extracted folder (default: ${module.ENV_VAR}, else download)")
+        fallback = "else download" if hasattr(module, f"download_{name}") else "required: no download"
+        c.add_argument("--source", help=f"local archive or extracted folder (default: ${module.ENV_VAR}; {fallback})")
         c.add_argument("--out", required=True, help=f"working folder, e.g. data/{name}")
         module.add_arguments(c)
         c.set_defaults(func=cmd_prepare)

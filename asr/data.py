@@ -34,7 +34,7 @@ def utterance_features(
     utt: Utterance, feat_cfg: FeatureConfig, stats: FeatureStats | None = None
 ) -> torch.Tensor:
     """Load one utterance's audio and return its (normalized, if stats) log-mel features."""
-    wave = load_audio(utt.audio, feat_cfg.sample_rate, utt.offset, _segment(utt))
+    wave = load_audio(utt.audio, feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
     feats = features_of(wave, utt.audio, feat_cfg)
     return stats.normalize(feats) if stats is not None else feats
 
@@ -48,8 +48,8 @@ def features_of(wave: torch.Tensor, path: str, feat_cfg: FeatureConfig) -> torch
 
 
 def _segment(utt: Utterance) -> float | None:
-    # Only a segment of a longer file needs a duration to cut at.
-    return utt.duration if utt.offset else None
+    # Only a segment of a longer file (one with an offset, 0 included) is cut at its duration.
+    return utt.duration if utt.offset is not None else None
 
 
 class SpeechDataset(torch.utils.data.Dataset):
@@ -74,7 +74,7 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> Example:
         utt = self.utts[i]
-        wave = load_audio(utt.audio, self.feat_cfg.sample_rate, utt.offset, _segment(utt))
+        wave = load_audio(utt.audio, self.feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
         if self.augment is not None and self.augment.speed_factors:
             factor = random.choice(self.augment.speed_factors)
             wave = speed_perturb(wave, factor, self.feat_cfg.sample_rate)

@@ -2,6 +2,10 @@
 
 Fields: id, audio (path, absolute or relative to the manifest's folder), duration
 (seconds), text, speaker, and optionally offset (seconds into the audio file).
+
+Without an offset a record is the whole audio file. With one (0 included) it is the
+segment [offset, offset + duration) of a longer file, which is read without cutting it
+out (TED-LIUM's talks, for instance).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ class Utterance:
     duration: float
     text: str
     speaker: str
-    offset: float = 0.0
+    offset: float | None = None  # None: the whole file; a number: a segment starting there
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
@@ -64,8 +68,10 @@ def parse_record(line: str, where: str, base: Path | None = None) -> Utterance:
             raise ManifestError(f"{where}: missing field '{name}'")
         if not isinstance(rec[name], kind) or isinstance(rec[name], bool):
             raise ManifestError(f"{where}: field '{name}' has the wrong type")
-    offset = rec.get("offset", 0.0)
-    if not isinstance(offset, (int, float)) or isinstance(offset, bool) or not math.isfinite(offset) or offset < 0:
+    offset = rec.get("offset")
+    if offset is not None and (
+        not isinstance(offset, (int, float)) or isinstance(offset, bool) or not math.isfinite(offset) or offset < 0
+    ):
         raise ManifestError(f"{where}: field 'offset' must be a number >= 0")
     if not math.isfinite(rec["duration"]) or rec["duration"] <= 0:
         raise ManifestError(f"{where}: field 'duration' must be a finite number > 0")
@@ -80,7 +86,7 @@ def parse_record(line: str, where: str, base: Path | None = None) -> Utterance:
         duration=float(rec["duration"]),
         text=rec["text"],
         speaker=rec["speaker"],
-        offset=float(offset),
+        offset=None if offset is None else float(offset),
     )
 
 
@@ -89,7 +95,7 @@ def write_manifest(utts: Iterable[Utterance], path: str | Path) -> int:
     lines = []
     for u in utts:
         rec = asdict(u)
-        if not rec["offset"]:
+        if rec["offset"] is None:
             del rec["offset"]
         lines.append(json.dumps(rec, ensure_ascii=False))
     write_text_atomic(path, "".join(line + "\n" for line in lines))

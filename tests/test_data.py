@@ -59,3 +59,31 @@ def test_count_batches_matches_the_batches_each_epoch_gives():
     sampler.set_epoch(3)
     assert sampler.count_batches(range(1, 6)) == sum(per_epoch)
     assert sampler.epoch == 3  # unchanged
+
+
+def test_segments_load_exactly_the_span_of_the_longer_file(tmp_path):
+    """A manifest segment (offset, duration) gives the features of that span cut out by hand,
+    also for a segment starting at 0 (which is not the whole file)."""
+    import numpy as np
+    import soundfile as sf
+
+    from asr.config import FeatureConfig
+    from asr.data import utterance_features
+    from asr.features import log_mel
+    from asr.audio import load_audio
+    from asr.manifest import Utterance
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    wave = (0.1 * rng.standard_normal(3 * rate)).astype(np.float32)
+    sf.write(str(tmp_path / "talk.sph"), wave, rate, format="NIST", subtype="PCM_16")
+    cfg = FeatureConfig()
+    for offset, duration in ((0.0, 1.25), (1.5, 0.75)):
+        start, stop = int(offset * rate), int((offset + duration) * rate)
+        sf.write(str(tmp_path / "cut.wav"), sf.read(str(tmp_path / "talk.sph"))[0][start:stop], rate, subtype="PCM_16")
+        expected = log_mel(load_audio(tmp_path / "cut.wav"), cfg)
+        utt = Utterance("seg", str(tmp_path / "talk.sph"), duration, "X", "s", offset=offset)
+        got = utterance_features(utt, cfg)
+        assert got.shape == expected.shape and torch.equal(got, expected)
+    whole = utterance_features(Utterance("all", str(tmp_path / "talk.sph"), 1.0, "X", "s"), cfg)
+    assert whole.shape == log_mel(load_audio(tmp_path / "talk.sph"), cfg).shape  # no offset: the whole file

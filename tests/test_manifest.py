@@ -20,6 +20,14 @@ def test_round_trip_resolves_relative_audio(tmp_path):
     assert back[0].audio == str(tmp_path / "a.wav")
     assert back[1] == utts[1]
     assert "offset" not in json.loads((tmp_path / "m.jsonl").read_text().splitlines()[0])
+    assert back[0].offset is None
+
+
+def test_offset_zero_marks_a_segment_and_survives_the_round_trip(tmp_path):
+    utts = [Utterance("talk-0000000-0000250", "/abs/talk.sph", 2.5, "HI", "talk", offset=0.0)]
+    write_manifest(utts, tmp_path / "m.jsonl")
+    assert json.loads((tmp_path / "m.jsonl").read_text())["offset"] == 0.0
+    assert read_manifest(tmp_path / "m.jsonl") == utts
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,9 @@ from types import ModuleType
 # corpus name -> module; add a line here for a new corpus.
 CORPORA = {
     "an4": "asr.corpora.an4",
+    "common_voice": "asr.corpora.common_voice",
+    "tedlium": "asr.corpora.tedlium",
+    "timit": "asr.corpora.timit",
 }
 
 

@@ -24,6 +24,7 @@ class PrepareReport:
 
     kept: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, list[str]] = field(default_factory=dict)  # split -> reasons
+    notes: list[str] = field(default_factory=list)  # decisions worth showing (character set, items left out by rule)
 
     def skip(self, split: str, reason: str) -> None:
         self.skipped.setdefault(split, []).append(reason)
@@ -36,7 +37,7 @@ class PrepareReport:
             out += [f"  skipped: {r}" for r in skipped[:10]]
             if len(skipped) > 10:
                 out.append(f"  ... and {len(skipped) - 10} more")
-        return out
+        return out + self.notes
 
 
 def download(url: str, dest: Path) -> Path:
