@@ -34,7 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from asr.manifest import read_manifest
     from asr.train import train
 
-    cfg = load_config(args.config, args.set)
+    # --resume alone continues with the config the run was started with.
+    cfg = None if args.resume and not (args.config or args.set) else load_config(args.config, args.set)
     train_utts = read_manifest(args.train)
     dev_utts = read_manifest(args.dev)
     path = train(cfg, train_utts, dev_utts, args.exp, resume=args.resume, device=args.device,

@@ -109,7 +109,7 @@ def latest_checkpoint(exp_dir: Path) -> Path | None:
 
 
 def train(
-    cfg: RunConfig,
+    cfg: RunConfig | None,
     train_utts: Sequence[Utterance],
     dev_utts: Sequence[Utterance],
     exp_dir: str | Path,
@@ -118,9 +118,15 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Train, evaluate on dev after each epoch; returns the path of the best model bundle."""
+    """Train, evaluate on dev after each epoch; returns the path of the best model bundle.
+
+    cfg None: the defaults, or, when resuming, the config the run was started with.
+    """
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
+    if cfg is None:
+        ckpt = latest_checkpoint(exp_dir) if resume else None
+        cfg = from_dict(RunConfig, load_checkpoint_file(ckpt)["config"], where=str(ckpt)) if ckpt else RunConfig()
     dev = pick_device(device)
     tc = cfg.train
     seed_everything(tc.seed)
