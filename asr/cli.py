@@ -101,7 +101,7 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
     from asr.manifest import read_manifest
     from asr.scoring import normalize_text
 
-    sentences = read_text_corpus(args.text) if args.text else []
+    sentences = read_text_corpus(args.text, args.max_lines, args.every) if args.text else []
     for m in args.manifest:
         sentences += [normalize_text(u.text).split() for u in read_manifest(m)]
     if not sentences:
@@ -220,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lm", help="language models")
     lm_sub = s.add_subparsers(dest="lm_command", required=True)
     s = lm_sub.add_parser("build", help="estimate a modified Kneser-Ney n-gram LM and write ARPA")
-    s.add_argument("text", nargs="*", metavar="TEXT", help="text files, one sentence per line")
+    s.add_argument("text", nargs="*", metavar="TEXT", help="text files, one sentence per line (.gz is read too)")
+    s.add_argument("--max-lines", type=int, metavar="N",
+                   help="take at most N sentences from the TEXT files (default: all)")
+    s.add_argument("--every", type=int, default=1, metavar="K",
+                   help="take every K-th line of the TEXT files, to sample a large text evenly (default 1)")
     s.add_argument("--manifest", action="append", default=[], help="also take the texts of a manifest (repeatable)")
     s.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
     s.add_argument("-o", "--output", required=True, help="ARPA file to write")
