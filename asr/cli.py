@@ -25,7 +25,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     root, report = corpus_module(args.corpus).run_prepare(args)
     for line in report.lines():
         print(line)
-    print(f"{args.corpus} from {root} prepared in {out / 'manifests'} ({time.time() - t0:.1f}s)")
+    if report.kept:
+        print(f"{args.corpus} from {root} prepared in {out / 'manifests'} ({time.time() - t0:.1f}s)")
+    else:  # nothing written to manifests (e.g. `asr prepare librispeech --lm-text`)
+        print(f"{args.corpus}: {root} ({time.time() - t0:.1f}s)")
     return 0
 
 

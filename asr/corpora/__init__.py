@@ -16,6 +16,8 @@ from types import ModuleType
 # corpus name -> module; add a line here for a new corpus.
 CORPORA = {
     "an4": "asr.corpora.an4",
+    "librispeech": "asr.corpora.librispeech",
+    "mini_librispeech": "asr.corpora.mini_librispeech",
 }
 
 
