@@ -17,6 +17,7 @@ from types import ModuleType
 CORPORA = {
     "an4": "asr.corpora.an4",
     "librispeech": "asr.corpora.librispeech",
+    "ljspeech": "asr.corpora.ljspeech",
     "mini_librispeech": "asr.corpora.mini_librispeech",
 }
 
