@@ -123,8 +123,9 @@ def add_decode_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--set", action="append", default=[], metavar="decode.FIELD=VALUE",
                    help="override a decode setting, e.g. --set decode.method=beam --set decode.lm_weight=0.8")
     s.add_argument("--lm", help="ARPA n-gram LM for beam search")
-    s.add_argument("--lexicon", help="lexicon (WORD c h a r s |) for beam search (default: the LM's words)")
-    s.add_argument("--lexicon-free", action="store_true", help="beam search over characters, open vocabulary")
+    s.add_argument("--lexicon", help="lexicon for beam search, a word and its tokens per line: WORD W O R D | for "
+                        "characters (default: the LM's words, spelled by the model's tokenizer)")
+    s.add_argument("--lexicon-free", action="store_true", help="beam search over the model's tokens (characters or word pieces), open vocabulary")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train", required=True, help="training manifest (JSONL)")
     s.add_argument("--dev", required=True, help="dev manifest for model selection (JSONL)")
     s.add_argument("--exp", required=True, help="experiment folder for checkpoints and logs")
-    s.add_argument("--config", help="YAML file of overrides (sections: features, augment, model, train, decode)")
+    s.add_argument("--config", help="YAML file of overrides (sections: features, augment, model, train, decode, tokenizer)")
     s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override one config field, e.g. --set train.epochs=10 (repeatable)")
     s.add_argument("--resume", action="store_true", help="continue from the latest epoch checkpoint")
