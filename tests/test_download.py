@@ -61,7 +61,7 @@ class Handler(BaseHTTPRequestHandler):
 def server():
     Handler.requests, Handler.cut_after, Handler.honour_range = [], None, True
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
