@@ -97,6 +97,15 @@ def test_complete_part_is_finished_without_body(server, tmp_path):
     assert Handler.requests == [("/file.bin", f"bytes={len(PAYLOAD)}-")]
 
 
+def test_part_longer_than_the_file_is_removed(server, tmp_path):
+    dest = tmp_path / "file.bin"
+    dest.with_name("file.bin.part").write_bytes(PAYLOAD + b"extra")
+    with pytest.raises(AsrError, match="longer than the file"):
+        download(f"{server}/file.bin", dest)
+    assert not dest.with_name("file.bin.part").exists()
+    assert download(f"{server}/file.bin", dest).read_bytes() == PAYLOAD  # the next run starts over
+
+
 def test_wrong_checksum_deletes_the_download(server, tmp_path):
     dest = tmp_path / "file.bin"
     wrong = "0" * 32
