@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torchaudio.functional as AF
 
-from asr.tokenizer import SPACE, CharTokenizer
+from asr.tokenizer import Tokenizer
 
 
 @dataclass
@@ -19,13 +19,13 @@ class WordSpan:
 
 
 def align_words(
-    log_probs: torch.Tensor, text: str, tokenizer: CharTokenizer, frame_seconds: float
+    log_probs: torch.Tensor, text: str, tokenizer: Tokenizer, frame_seconds: float
 ) -> list[WordSpan]:
     """Align `text` to log-probs (T, V) of one utterance; one span per word, in order.
 
-    A word runs from its first character's first frame to the end of its last character's
-    last frame. Text the frames cannot hold (CTC needs a frame per character, and one more
-    between repeated characters) gives no spans.
+    A word runs from its first token's first frame to the end of its last token's last
+    frame (the tokenizer says which tokens make a word). Text the frames cannot hold (CTC
+    needs a frame per token, and one more between repeated tokens) gives no spans.
     """
     ids = tokenizer.encode(text, skip_unknown=True)
     if not ids:
@@ -43,19 +43,11 @@ def align_words(
         blank=tokenizer.blank_id,
     )
     spans = AF.merge_tokens(alignment[0], scores[0].exp(), blank=tokenizer.blank_id)
-    space = tokenizer.tokens.index(SPACE)
-    words, current = [], []
-    for span in spans + [None]:
-        if span is None or span.token == space:
-            if current:
-                words.append(_word(current, tokenizer, frame_seconds))
-                current = []
-        else:
-            current.append(span)
-    return words
+    groups = tokenizer.word_groups([s.token for s in spans])  # which tokens make each word
+    return [_word([spans[k] for k in group], tokenizer, frame_seconds) for group in groups]
 
 
-def _word(spans, tokenizer: CharTokenizer, frame_seconds: float) -> WordSpan:
+def _word(spans, tokenizer: Tokenizer, frame_seconds: float) -> WordSpan:
     n = sum(s.end - s.start for s in spans)
     return WordSpan(
         word=tokenizer.decode([s.token for s in spans]),

@@ -1,8 +1,10 @@
 """Self-describing model bundles and resumable training checkpoints.
 
-A bundle is one file holding everything needed to transcribe: the run config, the token
-list, the feature normalization statistics and the weights. It loads with
-`torch.load(..., weights_only=True)` and nothing else.
+A bundle is one file holding everything needed to transcribe: the run config, the
+tokenizer (token list, and the sentencepiece model for bpe/unigram units), the feature
+normalization statistics and the weights. It loads with `torch.load(..., weights_only=True)`
+and nothing else. Bundles of format 1 (before tokenizer units) hold only the character
+token list, and still load.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ from asr.config import RunConfig, from_dict, to_dict
 from asr.errors import AsrError, first_line
 from asr.features import FeatureStats
 from asr.model import AcousticModel
-from asr.tokenizer import CharTokenizer
+from asr.tokenizer import CharTokenizer, Tokenizer, tokenizer_from_dict
 
-BUNDLE_FORMAT = "asr-bundle/1"
+BUNDLE_FORMAT = "asr-bundle/2"
+READABLE_FORMATS = ("asr-bundle/1", BUNDLE_FORMAT)
 
 
 @dataclass
 class Bundle:
     config: RunConfig
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer
     stats: FeatureStats
     model: AcousticModel
     info: dict  # free-form provenance: epoch, dev WER, parameter count, ...
@@ -41,7 +44,7 @@ def build_model(cfg: RunConfig, n_tokens: int) -> AcousticModel:
 
 def bundle_dict(
     cfg: RunConfig,
-    tokenizer: CharTokenizer,
+    tokenizer: Tokenizer,
     stats: FeatureStats,
     model: torch.nn.Module,
     info: dict,
@@ -52,6 +55,7 @@ def bundle_dict(
         "format": BUNDLE_FORMAT,
         "config": to_dict(cfg),
         "tokens": list(tokenizer.tokens),
+        "tokenizer": tokenizer.to_dict(),
         "stats": stats.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "info": dict(info),
@@ -79,11 +83,11 @@ def load_checkpoint_file(path: str | Path) -> dict:
 
 
 def bundle_from_dict(data: dict, where: str) -> Bundle:
-    if data.get("format") != BUNDLE_FORMAT:
+    if data.get("format") not in READABLE_FORMATS:
         raise AsrError(f"{where}: not an asr model bundle (format {data.get('format')!r})")
     try:
         cfg = from_dict(RunConfig, data["config"], where=f"{where}: config")
-        tokenizer = CharTokenizer(data["tokens"])
+        tokenizer = tokenizer_from_dict(data["tokenizer"]) if "tokenizer" in data else CharTokenizer(data["tokens"])
         model = build_model(cfg, len(tokenizer))
         model.load_state_dict(data["model"])
         stats = FeatureStats.from_dict(data["stats"])

@@ -25,7 +25,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     root, report = corpus_module(args.corpus).run_prepare(args)
     for line in report.lines():
         print(line)
-    print(f"{args.corpus} from {root} prepared in {out / 'manifests'} ({time.time() - t0:.1f}s)")
+    if report.kept:
+        print(f"{args.corpus} from {root} prepared in {out / 'manifests'} ({time.time() - t0:.1f}s)")
+    else:  # nothing written to manifests (e.g. `asr prepare librispeech --lm-text`)
+        print(f"{args.corpus}: {root} ({time.time() - t0:.1f}s)")
     return 0
 
 
@@ -152,7 +155,7 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
     from asr.manifest import read_manifest
     from asr.scoring import normalize_text
 
-    sentences = read_text_corpus(args.text) if args.text else []
+    sentences = read_text_corpus(args.text, args.max_lines, args.every) if args.text else []
     for m in args.manifest:
         sentences += [normalize_text(u.text).split() for u in read_manifest(m)]
     if not sentences:
@@ -171,8 +174,9 @@ def add_decode_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--set", action="append", default=[], metavar="decode.FIELD=VALUE",
                    help="override a decode setting, e.g. --set decode.method=beam --set decode.lm_weight=0.8")
     s.add_argument("--lm", help="ARPA n-gram LM for beam search")
-    s.add_argument("--lexicon", help="lexicon (WORD c h a r s |) for beam search (default: the LM's words)")
-    s.add_argument("--lexicon-free", action="store_true", help="beam search over characters, open vocabulary")
+    s.add_argument("--lexicon", help="lexicon for beam search, a word and its tokens per line: WORD W O R D | for "
+                        "characters (default: the LM's words, spelled by the model's tokenizer)")
+    s.add_argument("--lexicon-free", action="store_true", help="beam search over the model's tokens (characters or word pieces), open vocabulary")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -229,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train", required=True, help="training manifest (JSONL)")
     s.add_argument("--dev", required=True, help="dev manifest for model selection (JSONL)")
     s.add_argument("--exp", required=True, help="experiment folder for checkpoints and logs")
-    s.add_argument("--config", help="YAML file of overrides (sections: features, augment, model, train, decode)")
+    s.add_argument("--config", help="YAML file of overrides (sections: features, augment, model, train, decode, tokenizer)")
     s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override one config field, e.g. --set train.epochs=10 (repeatable)")
     s.add_argument("--resume", action="store_true", help="continue from the latest epoch checkpoint")
@@ -293,7 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lm", help="language models")
     lm_sub = s.add_subparsers(dest="lm_command", required=True)
     s = lm_sub.add_parser("build", help="estimate a modified Kneser-Ney n-gram LM and write ARPA")
-    s.add_argument("text", nargs="*", metavar="TEXT", help="text files, one sentence per line")
+    s.add_argument("text", nargs="*", metavar="TEXT", help="text files, one sentence per line (.gz is read too)")
+    s.add_argument("--max-lines", type=int, metavar="N",
+                   help="take at most N sentences from the TEXT files (default: all)")
+    s.add_argument("--every", type=int, default=1, metavar="K",
+                   help="take every K-th line of the TEXT files, to sample a large text evenly (default 1)")
     s.add_argument("--manifest", action="append", default=[], help="also take the texts of a manifest (repeatable)")
     s.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
     s.add_argument("-o", "--output", required=True, help="ARPA file to write")

@@ -75,12 +75,22 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class TokenizerConfig:
+    """Output units of the model (asr/tokenizer.py), built from the training transcripts."""
+
+    unit: str = "char"  # "char", "word" (whitespace-separated symbols), "bpe" or "unigram" (sentencepiece)
+    vocab_size: int = 500  # bpe / unigram only: pieces to learn (fewer on little text)
+    character_coverage: float = 1.0  # bpe / unigram only: share of the characters kept (rest: <unk>)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
 
 def to_dict(cfg: Any) -> dict:
@@ -133,11 +143,13 @@ CHOICES = {
     "model.subsampling": ("conv", "stack"),
     "model.rnn_type": ("lstm", "gru"),
     "decode.method": ("greedy", "beam"),
+    "tokenizer.unit": ("char", "word", "bpe", "unigram"),
 }
 POSITIVE = ("features.n_mels", "features.sample_rate", "features.win_ms", "features.hop_ms", "features.n_fft",
             "model.n_layers", "model.hidden_size", "model.conv_channels", "model.subsampling_factor",
             "train.epochs", "train.max_batch_frames", "train.lr", "train.keep_checkpoints",
-            "decode.beam_size", "decode.n_best", "decode.beam_threshold")
+            "decode.beam_size", "decode.n_best", "decode.beam_threshold", "tokenizer.vocab_size",
+            "tokenizer.character_coverage")
 
 
 def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
@@ -156,6 +168,8 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
         raise AsrError(f"{where}: model.subsampling_factor must be 2 or 4 with conv subsampling")
     if not 0 <= m.dropout < 1:
         raise AsrError(f"{where}: model.dropout must be in [0, 1)")
+    if cfg.tokenizer.character_coverage > 1:
+        raise AsrError(f"{where}: tokenizer.character_coverage must be in (0, 1]")
     return cfg
 
 

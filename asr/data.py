@@ -13,7 +13,7 @@ from asr.errors import AudioError
 from asr.config import AugmentConfig, FeatureConfig
 from asr.features import FeatureStats, log_mel, spec_augment, speed_perturb
 from asr.manifest import Utterance
-from asr.tokenizer import CharTokenizer
+from asr.tokenizer import Tokenizer
 
 
 class Batch(NamedTuple):
@@ -58,7 +58,7 @@ class SpeechDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         utts: Sequence[Utterance],
-        tokenizer: CharTokenizer,
+        tokenizer: Tokenizer,
         feat_cfg: FeatureConfig,
         stats: FeatureStats,
         augment: AugmentConfig | None = None,

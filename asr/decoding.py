@@ -12,7 +12,7 @@ import torch
 
 from asr.atomic import write_text_atomic
 from asr.config import DecodeConfig
-from asr.tokenizer import BLANK, SPACE, CharTokenizer
+from asr.tokenizer import BLANK, Tokenizer
 
 UNK_WORD = "<unk>"
 
@@ -28,7 +28,7 @@ class Hypothesis:
 class GreedyDecoder:
     """Best path: argmax per frame, merge repeats, drop blanks."""
 
-    def __init__(self, tokenizer: CharTokenizer):
+    def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer
 
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[Hypothesis]:
@@ -58,12 +58,16 @@ class BeamSearchDecoder:
     lexicon and an n-gram LM in ARPA format.
 
     With a lexicon, hypotheses are sequences of lexicon words, scored by the LM if given.
-    Without one the search is over characters (open vocabulary) and takes no word LM.
+    Without one the search is over tokens (open vocabulary) and takes no word LM.
+
+    Character models have a word-separator token (`|`), which the decoder takes as its
+    silence. Word, BPE and unigram models have none (words are single tokens, or start with
+    a `▁` piece): the blank stands in as silence, and lexicon spellings end with the word.
     """
 
     def __init__(
         self,
-        tokenizer: CharTokenizer,
+        tokenizer: Tokenizer,
         cfg: DecodeConfig,
         lexicon: str | Path | None = None,
         lm: str | Path | None = None,
@@ -85,7 +89,7 @@ class BeamSearchDecoder:
                 lm_weight=cfg.lm_weight if lm else 0.0,
                 word_score=cfg.word_score,
                 blank_token=BLANK,
-                sil_token=SPACE,
+                sil_token=tokenizer.separator or BLANK,
                 unk_word=UNK_WORD,
             )
 
@@ -95,7 +99,7 @@ class BeamSearchDecoder:
     def n_best(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[Hypothesis]]:
         """The n best hypotheses of each utterance, best first."""
         log_probs, lens = log_probs.float().cpu(), lens.cpu()
-        if self.lexicon_based:
+        if self.lexicon_based and self.tokenizer.separator is not None:
             log_probs, lens = self._close_last_word(log_probs, lens)
         results = self._decoder(log_probs.contiguous(), lens.to(torch.int32))
         return [[self._hypothesis(h) for h in group] for group in results]
@@ -110,7 +114,7 @@ class BeamSearchDecoder:
         b, t, v = log_probs.shape
         out = torch.full((b, t + 1, v), -1e4)  # (B, T, V) -> (B, T + 1, V)
         out[:, :t] = log_probs
-        sep = self.tokenizer.tokens.index(SPACE)
+        sep = self.tokenizer.tokens.index(self.tokenizer.separator)
         for i, n in enumerate(lens.tolist()):
             out[i, n] = -1e4
             out[i, n, sep] = 0.0
@@ -120,11 +124,12 @@ class BeamSearchDecoder:
         # flashlight counts frames from 1 (frame 0 is its virtual start): shift back.
         keep = [(int(t), int(s) - 1) for t, s in zip(h.tokens, h.timesteps) if int(t) != self.tokenizer.blank_id]
         # The decoder brackets the output with word separators; drop them at the edges.
-        space = self.tokenizer.tokens.index(SPACE)
-        while keep and keep[0][0] == space:
-            keep.pop(0)
-        while keep and keep[-1][0] == space:
-            keep.pop()
+        if self.tokenizer.separator is not None:
+            space = self.tokenizer.tokens.index(self.tokenizer.separator)
+            while keep and keep[0][0] == space:
+                keep.pop(0)
+            while keep and keep[-1][0] == space:
+                keep.pop()
         tokens = [t for t, _ in keep]
         text = " ".join(h.words) if self.lexicon_based else self.tokenizer.decode(tokens)
         return Hypothesis(text=text, tokens=tokens, score=float(h.score), timesteps=[s for _, s in keep])
@@ -145,23 +150,26 @@ def _quiet_stderr():
         os.close(devnull)
 
 
-def write_lexicon(words: list[str], path: str | Path, tokenizer: CharTokenizer) -> int:
-    """Spell each word the tokenizer can write as characters ending in the word separator.
+def write_lexicon(words: list[str], path: str | Path, tokenizer: Tokenizer) -> int:
+    """Write `WORD t o k e n s` per word the tokenizer can spell (tokenizer.spell: characters
+    and the separator, the word's sentencepiece pieces, or the word itself as a token).
 
-    Returns the number of words written (words with unknown characters are left out).
+    Returns the number of words written (words it cannot spell are left out).
     """
-    lines = [
-        f"{w} {' '.join(w)} {SPACE}\n"
-        for w in words
-        if w not in (UNK_WORD, "<s>", "</s>") and tokenizer.can_encode(w) and " " not in w
-    ]
+    lines = []
+    for w in words:
+        if w in (UNK_WORD, "<s>", "</s>") or " " in w:
+            continue
+        spelling = tokenizer.spell(w)
+        if spelling:
+            lines.append(f"{w} {' '.join(spelling)}\n")
     write_text_atomic(path, "".join(lines))
     return len(lines)
 
 
 def make_decoder(
     cfg: DecodeConfig,
-    tokenizer: CharTokenizer,
+    tokenizer: Tokenizer,
     lexicon: str | Path | None = None,
     lm: str | Path | None = None,
 ) -> GreedyDecoder | BeamSearchDecoder:

@@ -66,14 +66,14 @@ def bundle_decoder(
     """The decoder a bundle asks for: its decode settings and, for beam search, its own LM
     and lexicon unless `lm` or `lexicon` files are given. Giving either selects beam search.
     Without a lexicon, one is spelled from the LM's words. `lexicon_free` searches over
-    characters (open vocabulary) without a word LM."""
+    tokens (characters or word pieces: open vocabulary) without a word LM."""
     cfg = cfg or bundle.config.decode
     if (lm or lexicon or lexicon_free) and cfg.method != "beam":
         cfg = dataclasses.replace(cfg, method="beam")
     if cfg.method != "beam":
         return make_decoder(cfg, bundle.tokenizer)
     if lexicon_free and (lm or lexicon):
-        raise AsrError("--lexicon-free searches characters: it takes neither --lm nor --lexicon")
+        raise AsrError("--lexicon-free searches characters or word pieces: it takes neither --lm nor --lexicon")
     for path, what in ((lm, "language model"), (lexicon, "lexicon")):
         if path is not None and not Path(path).is_file():
             raise AsrError(f"{path}: no such {what} file")

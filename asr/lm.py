@@ -14,14 +14,17 @@ query side, and no package from PyPI or Debian reachable here estimates modified
 
 from __future__ import annotations
 
+import gzip
 import math
+import sys
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TextIO
 
 from asr.atomic import write_text_atomic
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
 from asr.scoring import normalize_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -191,17 +194,40 @@ def read_arpa_words(path: str | Path) -> list[str]:
     return words
 
 
-def read_text_corpus(paths: Sequence[str | Path]) -> list[list[str]]:
-    """One sentence per line, words split on whitespace, upper-cased as transcripts are."""
-    sentences = []
+def read_text_corpus(
+    paths: Sequence[str | Path], max_lines: int | None = None, every: int = 1
+) -> list[list[str]]:
+    """One sentence per line, words split on whitespace, upper-cased as transcripts are.
+
+    Files ending in .gz are read through gzip. Blank lines are ignored; of the others,
+    every `every`-th line is kept (1: all of them), up to `max_lines` sentences in all
+    (None: no limit). Lines are streamed, so a large compressed text is never held whole.
+    """
+    if every < 1 or (max_lines is not None and max_lines < 1):
+        raise AsrError("--every and --max-lines must be at least 1")
+    sentences: list[list[str]] = []
+    seen = 0
     for path in paths:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            with _open_text(path) as f:
+                for line in f:
+                    if max_lines is not None and len(sentences) >= max_lines:
+                        break
+                    if not line.strip():
+                        continue
+                    seen += 1
+                    if (seen - 1) % every == 0:
+                        sentences.append([sys.intern(w) for w in normalize_text(line).split()])
         except FileNotFoundError:
             raise AsrError(f"{path}: no such text file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise AsrError(f"{path}: cannot read text ({e})") from None
-        sentences += [normalize_text(line).split() for line in text.splitlines() if line.strip()]
+        except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
+            raise AsrError(f"{path}: cannot read text ({first_line(e)})") from None
     if not sentences:
         raise AsrError(f"{', '.join(map(str, paths))}: no text to build a language model from")
     return sentences
+
+
+def _open_text(path: str | Path) -> TextIO:
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")

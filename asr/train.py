@@ -2,6 +2,7 @@
 
 Outputs in `exp_dir`:
   tokens.txt, stats.pt        token list and feature statistics (from the training set)
+  tokenizer.model             the sentencepiece model (bpe / unigram units only; also in model.pt)
   config.yaml                 the full run config
   checkpoints/epoch-N.pt      resumable state after each epoch (the last few are kept)
   model.pt                    bundle of the epoch with the best dev WER
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr.atomic import save_torch_atomic
+from asr.atomic import save_torch_atomic, write_text_atomic
 from asr.checkpoint import build_model, load_checkpoint_file, save_bundle
 from asr.config import RunConfig, config_differences, from_dict, save_config, to_dict
 from asr.data import SpeechDataset, make_loader, utterance_features
@@ -31,7 +32,13 @@ from asr.evaluate import decode_dataset, score_hypotheses
 from asr.features import FeatureStats
 from asr.manifest import Utterance
 from asr.model import count_parameters, ctc_loss_sum
-from asr.tokenizer import CharTokenizer
+from asr.tokenizer import (
+    CharTokenizer,
+    SentencePieceTokenizer,
+    Tokenizer,
+    build_tokenizer,
+    tokenizer_from_dict,
+)
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -61,13 +68,13 @@ def lr_lambda(step: int, warmup: int, total: int, final_ratio: float) -> float:
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def trainable(utts: Sequence[Utterance], tokenizer: CharTokenizer, seconds_per_output: float) -> list[Utterance]:
+def trainable(utts: Sequence[Utterance], tokenizer: Tokenizer, seconds_per_output: float) -> list[Utterance]:
     """Utterances whose text the tokenizer covers and that give CTC enough output frames."""
     keep = []
     for u in utts:
         if not u.text.strip() or not tokenizer.can_encode(u.text):
             continue
-        if u.duration / seconds_per_output < len(u.text) + 1:
+        if u.duration / seconds_per_output < len(tokenizer.encode(u.text)) + 1:
             continue
         keep.append(u)
     return keep
@@ -152,12 +159,13 @@ def train(
             tc = cfg.train
             log_line(f"resuming from {ckpt}")
 
-    tokens_path = exp_dir / "tokens.txt"
     if state is not None:
-        tokenizer = CharTokenizer(state["tokens"])
+        tokenizer = tokenizer_from_dict(state["tokenizer"]) if "tokenizer" in state else CharTokenizer(state["tokens"])
     else:
-        tokenizer = CharTokenizer.build(u.text for u in train_utts)
-    tokenizer.save(tokens_path)
+        tokenizer = build_tokenizer(cfg.tokenizer, (u.text for u in train_utts))
+    write_text_atomic(exp_dir / "tokens.txt", "".join(t + "\n" for t in tokenizer.tokens))
+    if isinstance(tokenizer, SentencePieceTokenizer):
+        tokenizer.save(exp_dir / "tokenizer.model")
     save_config(cfg, exp_dir / "config.yaml")
     stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log_line, progress)
 
@@ -236,7 +244,7 @@ def train(
         save_epoch_checkpoint(
             exp_dir, epoch, tc.keep_checkpoints,
             {
-                "config": to_dict(cfg), "tokens": tokenizer.tokens,
+                "config": to_dict(cfg), "tokens": tokenizer.tokens, "tokenizer": tokenizer.to_dict(),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "epoch": epoch, "best_wer": best_wer,
                 "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},

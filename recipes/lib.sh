@@ -67,3 +67,21 @@ show_results() {
     done
   done
 }
+
+# take_option --NAME VAR "$@": set VAR to the value of "--NAME VALUE" if it is among the
+# arguments, and leave the other arguments in the array recipe_args, for parse_recipe_args:
+#   setup=100h; take_option --setup setup "$@"; parse_recipe_args "${recipe_args[@]}"
+take_option() {
+  local flag=$1 var=$2; shift 2
+  recipe_args=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "$flag" ]; then
+      [ $# -ge 2 ] || { echo "$(basename "$(dirname "$0")")/run.sh: $flag needs a value" >&2; exit 2; }
+      printf -v "$var" %s "$2"
+      shift 2
+    else
+      recipe_args+=("$1")
+      shift
+    fi
+  done
+}

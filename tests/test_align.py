@@ -36,3 +36,21 @@ def test_subtitle_formats():
     assert format_transcript(t, "text").splitlines()[1] == "   0.000    0.500  W0"
     with pytest.raises(ValueError):
         format_transcript(t, "doc")
+
+
+@pytest.mark.parametrize("unit", ["bpe", "word"])
+def test_word_spans_for_word_pieces_and_word_tokens(unit):
+    from asr.config import TokenizerConfig
+    from asr.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(TokenizerConfig(unit=unit, vocab_size=25), ["HELLO WORLD", "THE BIG WORLD", "HELLO THERE"] * 5)
+    ids = tok.encode("HELLO BIG WORLD")
+    path = []
+    for i in ids:
+        path += [i, i, 0]  # two frames per token, then a blank
+    words = align_words(posteriors(path, n_tokens=len(tok)), "HELLO BIG WORLD", tok, frame_seconds=0.04)
+    assert [w.word for w in words] == ["HELLO", "BIG", "WORLD"]
+    starts = [3 * k for k in range(len(ids))]  # first frame of each token
+    groups = tok.word_groups(ids)
+    for w, g in zip(words, groups):
+        assert w.start == pytest.approx(starts[g[0]] * 0.04) and w.end == pytest.approx((starts[g[-1]] + 2) * 0.04)

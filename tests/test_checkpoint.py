@@ -52,3 +52,47 @@ def test_mismatched_weights(tmp_path):
     torch.save(data, tmp_path / "m.pt")
     with pytest.raises(AsrError, match="does not match this version"):
         load_bundle(tmp_path / "m.pt")
+
+
+def test_bundle_with_a_sentencepiece_model_needs_nothing_else(tmp_path):
+    from asr.decoding import GreedyDecoder
+    from asr.tokenizer import SentencePieceTokenizer
+
+    cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1", "tokenizer.unit=unigram",
+                             "tokenizer.vocab_size=30"])
+    tok = SentencePieceTokenizer.build(["HELLO WORLD", "THE BIG WORLD", "HELLO THERE"] * 5, "unigram", 30)
+    torch.manual_seed(0)
+    model = build_model(cfg, len(tok)).eval()
+    save_bundle(tmp_path / "m.pt", cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
+                model=model, info={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # the model travels inside the bundle
+    bundle = load_bundle(tmp_path / "m.pt")
+    assert isinstance(bundle.tokenizer, SentencePieceTokenizer) and bundle.tokenizer.model == tok.model
+    assert bundle.tokenizer.tokens == tok.tokens and bundle.config.tokenizer.unit == "unigram"
+    x, lens = torch.randn(1, 200, 80), torch.tensor([200])
+    with torch.no_grad():
+        before, out_lens = model(x, lens)
+        after, _ = bundle.model(x, lens)
+    torch.testing.assert_close(after, before)
+    hyps = [GreedyDecoder(t)(lp, out_lens)[0] for t, lp in ((tok, before), (bundle.tokenizer, after))]
+    assert hyps[0].text == hyps[1].text and hyps[0].tokens == hyps[1].tokens and hyps[0].tokens
+    data = torch.load(tmp_path / "m.pt", weights_only=True)
+    data["tokenizer"]["model"] = b"garbage"
+    torch.save(data, tmp_path / "bad.pt")
+    with pytest.raises(AsrError, match="does not match this version.*sentencepiece"):
+        load_bundle(tmp_path / "bad.pt")
+
+
+def test_bundles_from_before_tokenizer_units_still_load(tmp_path):
+    """Format 1: a character token list and no tokenizer section, in the config or the bundle."""
+    cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1"])
+    tok = CharTokenizer.build(["AB C"])
+    save_bundle(tmp_path / "m.pt", cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
+                model=build_model(cfg, len(tok)), info={})
+    data = torch.load(tmp_path / "m.pt", weights_only=True)
+    del data["tokenizer"], data["config"]["tokenizer"]
+    data["format"] = "asr-bundle/1"
+    torch.save(data, tmp_path / "old.pt")
+    bundle = load_bundle(tmp_path / "old.pt")
+    assert isinstance(bundle.tokenizer, CharTokenizer) and bundle.tokenizer.tokens == tok.tokens
+    assert bundle.config == cfg and bundle.config.tokenizer.unit == "char"

@@ -112,3 +112,39 @@ def test_lexicon_search_keeps_the_last_word_without_a_trailing_separator(tmp_pat
     hyp = dec(lp, torch.tensor([lp.shape[1]]))[0]
     assert hyp.text == "AB BA C"
     assert hyp.timesteps == [0, 3, 6, 9, 12, 15, 18]  # the frames that spelled each token
+
+
+SP_TEXTS = ["HELLO WORLD", "THE WORLD IS BIG", "HELLO THERE", "IT'S A BIG WORLD OUT THERE"] * 5
+
+
+def pieces_path(tok, text):
+    """Frames spelling `text` in `tok`'s tokens: each token, then a blank."""
+    path = []
+    for i in tok.encode(text):
+        path += [i, 0]
+    return log_probs_from_path(path, n_tokens=len(tok)).unsqueeze(0)
+
+
+@pytest.mark.parametrize("unit", ["bpe", "unigram", "word"])
+def test_decoders_join_pieces_into_words(unit, tmp_path):
+    from asr.config import TokenizerConfig
+    from asr.decoding import write_lexicon
+    from asr.lm import estimate, write_arpa
+    from asr.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(TokenizerConfig(unit=unit, vocab_size=25), SP_TEXTS)
+    text = "HELLO THERE BIG WORLD"
+    lp = pieces_path(tok, text)
+    lens = torch.tensor([lp.shape[1]])
+    n = len(tok.encode(text))
+    greedy = GreedyDecoder(tok)(lp, lens)[0]
+    assert greedy.text == text and greedy.timesteps == list(range(0, 2 * n, 2))
+    free = make_decoder(DecodeConfig(method="beam", beam_size=10), tok)(lp, lens)[0]
+    assert free.text == text and free.tokens == greedy.tokens and free.timesteps == greedy.timesteps
+    words = sorted({w for t in SP_TEXTS for w in t.split()})
+    assert write_lexicon(words + ["ZEBRA"], tmp_path / "lex.txt", tok) == len(words)  # ZEBRA: no spelling
+    write_arpa(estimate([t.split() for t in SP_TEXTS], 2), tmp_path / "lm.arpa")
+    beam = make_decoder(DecodeConfig(method="beam", beam_size=10, lm_weight=0.5), tok, lexicon=tmp_path / "lex.txt",
+                        lm=tmp_path / "lm.arpa")
+    hyp = beam(lp, lens)[0]
+    assert hyp.text == text and hyp.tokens == greedy.tokens and hyp.timesteps == greedy.timesteps

@@ -155,3 +155,39 @@ def test_repeated_sentences_only_still_give_a_proper_model(tmp_path):
         assert sum(model.probability(w, h) for w in model.vocab) == pytest.approx(1.0)
         assert all(model.probability(w, h) > 0 for w in model.vocab)
     write_arpa(model, tmp_path / "lm.arpa")  # every log10 is finite
+
+
+def test_text_corpus_reads_gzip_and_samples_lines(tmp_path):
+    import gzip
+
+    from asr.errors import AsrError
+    from asr.lm import read_text_corpus
+
+    lines = [f"line {i} it's" for i in range(10)]
+    with gzip.open(tmp_path / "t.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:]) + "\n")
+    (tmp_path / "u.txt").write_text("more text\n")
+    assert read_text_corpus([tmp_path / "t.txt.gz"]) == [["LINE", str(i), "IT'S"] for i in range(10)]
+    assert read_text_corpus([tmp_path / "t.txt.gz"], every=3) == [["LINE", str(i), "IT'S"] for i in (0, 3, 6, 9)]
+    assert read_text_corpus([tmp_path / "t.txt.gz", tmp_path / "u.txt"], max_lines=2, every=4) == [
+        ["LINE", "0", "IT'S"], ["LINE", "4", "IT'S"]]
+    assert read_text_corpus([tmp_path / "t.txt.gz", tmp_path / "u.txt"], every=5)[-1] == ["MORE", "TEXT"]  # line 11
+    (tmp_path / "bad.txt.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(AsrError, match="bad.txt.gz: cannot read text"):
+        read_text_corpus([tmp_path / "bad.txt.gz"])
+    with pytest.raises(AsrError, match="at least 1"):
+        read_text_corpus([tmp_path / "u.txt"], every=0)
+
+
+def test_cli_max_lines(tmp_path, capsys):
+    import gzip
+
+    from asr.cli import main
+
+    with gzip.open(tmp_path / "t.gz", "wt") as f:
+        f.write("A B\nB C\nC D\nD E\n")
+    assert main(["lm", "build", "--order", "2", "--max-lines", "2", str(tmp_path / "t.gz"), "-o",
+                 str(tmp_path / "lm.arpa")]) == 0
+    entries, _ = read_arpa(tmp_path / "lm.arpa")
+    assert ("A", "B") in entries and ("B", "C") in entries and ("C", "D") not in entries
+    assert "2 sentences" in capsys.readouterr().out

@@ -19,6 +19,9 @@ CORPORA = {
     "common_voice": "asr.corpora.common_voice",
     "tedlium": "asr.corpora.tedlium",
     "timit": "asr.corpora.timit",
+    "librispeech": "asr.corpora.librispeech",
+    "ljspeech": "asr.corpora.ljspeech",
+    "mini_librispeech": "asr.corpora.mini_librispeech",
 }
 
 

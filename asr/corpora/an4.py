@@ -17,7 +17,7 @@ from asr.errors import AsrError
 from asr.manifest import Utterance, write_manifest
 from asr.scoring import normalize_text
 
-URL = "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"
+URL = "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"  # CMU publishes no checksum for it
 ENV_VAR = "ASR_AN4_SOURCE"  # a local an4_sphere.tar.gz or extracted folder
 DESCRIPTION = "CMU AN4 census database (64 MB, downloaded from CMU)"
 DEV_SPEAKER_FRACTION = 0.1

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.client
+import os
 import random
-import shutil
+import re
 import tarfile
+import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import soundfile as sf
+from tqdm import tqdm
 
-from asr.atomic import atomic_path
 from asr.errors import AsrError, first_line
 from asr.manifest import Utterance
 
@@ -40,27 +44,111 @@ class PrepareReport:
         return out + self.notes
 
 
-def download(url: str, dest: Path) -> Path:
-    """Fetch `url` to `dest` (atomically); a file already there is reused."""
+def download(url: str, dest: str | Path, *, md5: str | None = None, sha256: str | None = None,
+             progress: bool = True) -> Path:
+    """Fetch `url` to `dest`, resuming an interrupted download, and check its digest.
+
+    A file already at `dest` is reused without a request (and checked when a digest is
+    given). Bytes arrive in `dest.part`; a `.part` left by an interrupted run is resumed
+    with an HTTP Range request. Only a complete file whose digest matches is renamed to
+    `dest`; a mismatch deletes the partial file and raises AsrError with both digests.
+    """
+    dest = Path(dest)
+    expected = ("md5", md5.lower()) if md5 else ("sha256", sha256.lower()) if sha256 else None
     if dest.is_file():
+        if expected and file_digest(dest, expected[0]) != expected[1]:
+            raise AsrError(f"{dest}: {expected[0]} is {file_digest(dest, expected[0])}, expected {expected[1]} "
+                           f"(from {url}); delete the file to download it again")
         return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
     try:
-        with atomic_path(dest) as tmp, urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f)
-    except OSError as e:
+        _fetch_to(url, part, progress)
+    except (OSError, http.client.HTTPException) as e:
         raise AsrError(
-            f"cannot download {url} ({e}); pass a local copy with --source or the environment variable"
+            f"cannot download {url} ({first_line(e)}); run again to resume, or pass a local copy "
+            "with --source or the environment variable"
         ) from None
+    if expected:
+        actual = file_digest(part, expected[0])
+        if actual != expected[1]:
+            part.unlink()
+            raise AsrError(f"{url}: {expected[0]} of the download is {actual}, expected {expected[1]}")
+    os.replace(part, dest)
     return dest
 
 
-def extract_tar(archive: Path, dest: Path) -> None:
-    """Extract `archive` into `dest`, refusing members that would land outside it."""
+def _fetch_to(url: str, part: Path, progress: bool) -> None:
+    """Write the bytes of `url` into `part`, appending to what an earlier attempt left there."""
+    have = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(dest, filter="data")
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # no bytes after `have`: complete, if the sizes agree
+            size = re.fullmatch(r"bytes \*/(\d+)", e.headers.get("Content-Range", ""))
+            if size is None or int(size.group(1)) == have:
+                return
+            part.unlink()
+            raise OSError(f"the partial download was longer than the file ({have} > {size.group(1)} bytes); "
+                          "it was removed") from None
+        raise
+    with response:
+        start = 0  # 200: the whole file (the server ignored the Range request, or none was sent)
+        if response.status == 206:
+            m = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+            if not m or int(m.group(1)) != have:
+                part.unlink()
+                raise OSError(f"the server resumed at an unexpected place ({response.headers.get('Content-Range')}); "
+                              "the partial download was removed")
+            start = have
+        length = response.headers.get("Content-Length", "")
+        total = start + int(length) if length.isdigit() else None
+        with open(part, "r+b" if start else "wb") as f, tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, desc=part.name.removesuffix(".part"),
+            disable=not progress or None, leave=False,
+        ) as bar:
+            f.seek(start)
+            f.truncate()
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+                bar.update(len(chunk))
+        if total is not None and part.stat().st_size != total:
+            raise OSError(f"connection closed after {part.stat().st_size} of {total} bytes")
+
+
+def file_digest(path: str | Path, algorithm: str) -> str:
+    """Hex digest (md5, sha256, ...) of a file, read in blocks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def extract_tar(archive: Path, dest: Path) -> None:
+    """Extract `archive` (.tar, .tar.gz, .tar.bz2, .tar.xz) into `dest`.
+
+    Members with an absolute path or a `..` component are refused (AsrError naming the
+    member) rather than re-rooted; links, devices and modes are checked by tarfile's
+    "data" filter, which also refuses links that point outside `dest`.
+    """
+    try:
+        with tarfile.open(archive) as tar:  # mode "r": any compression tarfile knows
+            tar.extractall(dest, filter=_inside_only)
+    except tarfile.FilterError as e:
+        raise AsrError(f"{archive}: refusing to extract ({e})") from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise AsrError(f"{archive}: cannot extract archive ({e or type(e).__name__})") from None
+
+
+def _inside_only(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    name = member.name.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise tarfile.AbsolutePathError(member)
+    if ".." in name.split("/"):
+        raise tarfile.OutsideDestinationError(member, os.path.join(dest, name))
+    return tarfile.data_filter(member, dest)
 
 
 def audio_duration(path: Path) -> float:
