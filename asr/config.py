@@ -23,6 +23,10 @@ class FeatureConfig:
     win_ms: float = 25.0
     hop_ms: float = 10.0
     n_fft: int = 512
+    # "global": the training set's per-bin mean and std (stored in the bundle) normalize
+    # every utterance; "utterance": each utterance's own per-bin mean is subtracted first
+    # (cepstral mean normalization), then the global statistics apply.
+    mean_norm: str = "global"
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ def apply_overrides(cfg: RunConfig, overrides: list[str], allowed: tuple[str, ..
 
 
 CHOICES = {
+    "features.mean_norm": ("global", "utterance"),
     "model.subsampling": ("conv", "stack"),
     "model.rnn_type": ("lstm", "gru"),
     "decode.method": ("greedy", "beam"),

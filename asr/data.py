@@ -40,11 +40,15 @@ def utterance_features(
 
 
 def features_of(wave: torch.Tensor, path: str, feat_cfg: FeatureConfig) -> torch.Tensor:
-    """log_mel, with a too-short waveform reported as an AudioError naming its file."""
+    """log_mel (minus its own mean with features.mean_norm "utterance"), with a too-short
+    waveform reported as an AudioError naming its file."""
     try:
-        return log_mel(wave, feat_cfg)
+        feats = log_mel(wave, feat_cfg)  # (T, n_mels)
     except ValueError as e:
         raise AudioError(f"{path}: {e}") from None
+    if feat_cfg.mean_norm == "utterance":
+        feats = feats - feats.mean(0, keepdim=True)
+    return feats
 
 
 def _segment(utt: Utterance) -> float | None:

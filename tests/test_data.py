@@ -1,6 +1,7 @@
 import torch
 
-from asr.data import BucketBatchSampler, Example, collate
+from asr.config import FeatureConfig
+from asr.data import BucketBatchSampler, Example, collate, features_of
 
 
 def test_bucket_sampler_covers_all_once_and_respects_budget():
@@ -87,3 +88,15 @@ def test_segments_load_exactly_the_span_of_the_longer_file(tmp_path):
         assert got.shape == expected.shape and torch.equal(got, expected)
     whole = utterance_features(Utterance("all", str(tmp_path / "talk.sph"), 1.0, "X", "s"), cfg)
     assert whole.shape == log_mel(load_audio(tmp_path / "talk.sph"), cfg).shape  # no offset: the whole file
+
+
+def test_utterance_mean_norm_removes_a_constant_gain():
+    """With features.mean_norm "utterance", each bin has zero mean over the utterance, so
+    scaling the waveform (a constant shift of every log-mel bin) changes nothing."""
+    cfg = FeatureConfig(mean_norm="utterance")
+    wave = 0.1 * torch.randn(16000, generator=torch.Generator().manual_seed(0))  # energy in every bin
+    feats = features_of(wave, "x.wav", cfg)
+    torch.testing.assert_close(feats.mean(0), torch.zeros(cfg.n_mels), atol=1e-4, rtol=0)
+    torch.testing.assert_close(features_of(4 * wave, "x.wav", cfg), feats, atol=5e-3, rtol=0)
+    plain = features_of(wave, "x.wav", FeatureConfig())
+    assert (features_of(4 * wave, "x.wav", FeatureConfig()) - plain).mean() > 2.5  # log(16) ≈ 2.77
