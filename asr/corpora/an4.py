@@ -8,11 +8,10 @@ speakers. Both transcription styles of the archive are parsed:
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-from asr.corpora.common import PrepareReport, audio_duration, download, extract_tar, split_speakers
+from asr.corpora.common import PrepareReport, audio_duration, fetch_corpus, split_speakers
 from asr.errors import AsrError
 from asr.manifest import Utterance, write_manifest
 from asr.scoring import normalize_text
@@ -47,25 +46,9 @@ def download_an4(source: str | Path | None, work_dir: str | Path) -> Path:
     `source` is a local archive, an extracted folder, or None to use $ASR_AN4_SOURCE or,
     failing that, to download CMU's archive into work_dir/downloads.
     """
-    work_dir = Path(work_dir)
-    source = source or os.environ.get(ENV_VAR) or None
-    if source is not None and find_an4_root(Path(source)):
-        return find_an4_root(Path(source))
-    extracted = work_dir / "corpus"
-    if find_an4_root(extracted):
-        return find_an4_root(extracted)
-    if source is None:
-        archive = download(URL, work_dir / "downloads" / "an4_sphere.tar.gz")
-    else:
-        archive = Path(source)
-        if not archive.is_file():
-            raise AsrError(f"{archive}: no such AN4 archive or folder")
-    tmp = work_dir / "corpus.partial"
-    extract_tar(archive, tmp)
-    if not find_an4_root(tmp):
-        raise AsrError(f"{archive}: does not hold AN4 (no an4/etc/an4_train.transcription)")
-    tmp.rename(extracted)
-    return find_an4_root(extracted)
+    return fetch_corpus(source, work_dir, env_var=ENV_VAR, find_root=find_an4_root, name="AN4",
+                        holds="AN4 (no an4/etc/an4_train.transcription)", url=URL,
+                        archive_name="an4_sphere.tar.gz")
 
 
 def read_split(root: Path, name: str, report: PrepareReport, split: str) -> list[Utterance]:

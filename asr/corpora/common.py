@@ -7,11 +7,12 @@ import http.client
 import os
 import random
 import re
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +141,59 @@ def extract_tar(archive: Path, dest: Path) -> None:
         raise AsrError(f"{archive}: refusing to extract ({e})") from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise AsrError(f"{archive}: cannot extract archive ({e or type(e).__name__})") from None
+
+
+def extract_once(archive: Path, work_dir: Path, find_root: Callable[[Path], Path | None], holds: str) -> Path:
+    """The corpus root in work_dir/corpus, extracting `archive` there first unless that is done.
+
+    Extraction goes to work_dir/corpus.partial, renamed only once it holds the corpus;
+    `holds` names what it must hold in the error otherwise ("ARCHIVE: does not hold ...").
+    """
+    extracted = work_dir / "corpus"
+    root = find_root(extracted)
+    if root is None:
+        tmp = work_dir / "corpus.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        extract_tar(archive, tmp)
+        if find_root(tmp) is None:
+            raise AsrError(f"{archive}: does not hold {holds}")
+        tmp.rename(extracted)
+        root = find_root(extracted)
+    return root
+
+
+def fetch_corpus(
+    source: str | Path | None,
+    work_dir: str | Path,
+    *,
+    env_var: str,
+    find_root: Callable[[Path], Path | None],
+    name: str,
+    holds: str,
+    url: str,
+    archive_name: str,
+    md5: str | None = None,
+    sha256: str | None = None,
+) -> Path:
+    """The root folder of a downloadable corpus.
+
+    `source` (or $env_var) is an extracted folder, used as it is, or a local archive; with
+    neither, the archive at `url` is downloaded (and checked) into work_dir/downloads.
+    Archives are extracted once into work_dir/corpus.
+    """
+    work_dir = Path(work_dir)
+    source = source or os.environ.get(env_var) or None
+    if source is not None and (root := find_root(Path(source))) is not None:
+        return root
+    if (root := find_root(work_dir / "corpus")) is not None:
+        return root
+    if source is None:
+        archive = download(url, work_dir / "downloads" / archive_name, md5=md5, sha256=sha256)
+    else:
+        archive = Path(source)
+        if not archive.is_file():
+            raise AsrError(f"{archive}: no such {name} archive or folder")
+    return extract_once(archive, work_dir, find_root, holds)
 
 
 def _inside_only(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:

@@ -43,7 +43,7 @@ from pathlib import Path
 from fontTools import unicodedata as ucd
 
 from asr.atomic import write_text_atomic
-from asr.corpora.common import PrepareReport, audio_duration, extract_tar
+from asr.corpora.common import PrepareReport, audio_duration, extract_once
 from asr.errors import AsrError
 from asr.manifest import Utterance, write_manifest
 
@@ -189,13 +189,8 @@ def locate_common_voice(source: str | Path | None, work_dir: str | Path, languag
         return pick_language(find_language_folders(path), path, language)
     if not path.is_file():
         raise AsrError(f"{path}: no such Common Voice archive or folder")
-    extracted = work_dir / "corpus"
-    if not (extracted.is_dir() and find_language_folders(extracted)):
-        tmp = work_dir / "corpus.partial"
-        extract_tar(path, tmp)
-        if not find_language_folders(tmp):
-            raise AsrError(f"{path}: does not hold a Common Voice language folder (train.tsv and clips/)")
-        tmp.rename(extracted)
+    extracted = extract_once(path, work_dir, lambda p: p if find_language_folders(p) else None,
+                             "a Common Voice language folder (train.tsv and clips/)")
     return pick_language(find_language_folders(extracted), path, language)
 
 

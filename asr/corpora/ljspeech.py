@@ -16,13 +16,11 @@ Speaker "LJ".
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import unicodedata
 from pathlib import Path
 
-from asr.corpora.common import PrepareReport, audio_duration, download, extract_tar
+from asr.corpora.common import PrepareReport, audio_duration, fetch_corpus
 from asr.errors import AsrError
 from asr.manifest import Utterance, write_manifest
 
@@ -72,26 +70,9 @@ def download_ljspeech(source: str | Path | None, work_dir: str | Path) -> Path:
     $ASR_LJSPEECH_SOURCE or, failing that, to download the archive (checked against its
     sha256) into work_dir/downloads.
     """
-    work_dir = Path(work_dir)
-    source = source or os.environ.get(ENV_VAR) or None
-    if source is not None and find_ljspeech_root(Path(source)):
-        return find_ljspeech_root(Path(source))
-    extracted = work_dir / "corpus"
-    if find_ljspeech_root(extracted):
-        return find_ljspeech_root(extracted)
-    if source is None:
-        archive = download(URL, work_dir / "downloads" / "LJSpeech-1.1.tar.bz2", sha256=SHA256)
-    else:
-        archive = Path(source)
-        if not archive.is_file():
-            raise AsrError(f"{archive}: no such LJSpeech archive or folder")
-    tmp = work_dir / "corpus.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    extract_tar(archive, tmp)
-    if not find_ljspeech_root(tmp):
-        raise AsrError(f"{archive}: does not hold LJSpeech (no LJSpeech-1.1/metadata.csv and wavs/)")
-    tmp.rename(extracted)
-    return find_ljspeech_root(extracted)
+    return fetch_corpus(source, work_dir, env_var=ENV_VAR, find_root=find_ljspeech_root, name="LJSpeech",
+                        holds="LJSpeech (no LJSpeech-1.1/metadata.csv and wavs/)", url=URL,
+                        archive_name="LJSpeech-1.1.tar.bz2", sha256=SHA256)
 
 
 def read_metadata(root: Path, report: PrepareReport) -> list[Utterance]:

@@ -30,13 +30,12 @@ counted, not reported as errors. Transcripts are normalized (`normalize_transcri
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
-from asr.corpora.common import PrepareReport, audio_duration, download, extract_tar
+from asr.corpora.common import PrepareReport, audio_duration, fetch_corpus
 from asr.errors import AsrError
 from asr.manifest import Utterance, write_manifest
 
@@ -123,25 +122,9 @@ def download_tedlium(source: str | Path | None, work_dir: str | Path) -> Path:
     `source` is a local archive, an extracted folder, or None to use $ASR_TEDLIUM_SOURCE or,
     failing that, to download OpenSLR's archive (51 GB) into work_dir/downloads.
     """
-    work_dir = Path(work_dir)
-    source = source or os.environ.get(ENV_VAR) or None
-    if source is not None and find_tedlium_root(Path(source)):
-        return find_tedlium_root(Path(source))
-    extracted = work_dir / "corpus"
-    if find_tedlium_root(extracted):
-        return find_tedlium_root(extracted)
-    if source is None:
-        archive = download(URL, work_dir / "downloads" / "TEDLIUM_release-3.tgz")
-    else:
-        archive = Path(source)
-        if not archive.is_file():
-            raise AsrError(f"{archive}: no such TED-LIUM archive or folder")
-    tmp = work_dir / "corpus.partial"
-    extract_tar(archive, tmp)
-    if not find_tedlium_root(tmp):
-        raise AsrError(f"{archive}: does not hold TED-LIUM (no legacy/train/stm or train/stm folder)")
-    tmp.rename(extracted)
-    return find_tedlium_root(extracted)
+    return fetch_corpus(source, work_dir, env_var=ENV_VAR, find_root=find_tedlium_root, name="TED-LIUM",
+                        holds="TED-LIUM (no legacy/train/stm or train/stm folder)", url=URL,
+                        archive_name="TEDLIUM_release-3.tgz")
 
 
 def read_split(root: Path, split: str, report: PrepareReport, counts: Counter) -> list[Utterance]:

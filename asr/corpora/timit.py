@@ -33,7 +33,7 @@ import os
 import re
 from pathlib import Path
 
-from asr.corpora.common import PrepareReport, audio_duration, extract_tar
+from asr.corpora.common import PrepareReport, audio_duration, extract_once
 from asr.errors import AsrError
 from asr.manifest import Utterance, write_manifest
 
@@ -148,16 +148,7 @@ def locate_timit(source: str | Path | None, work_dir: str | Path) -> Path:
         return root
     if not path.is_file():
         raise AsrError(f"{path}: no such TIMIT archive or folder")
-    extracted = work_dir / "corpus"
-    root = find_timit_root(extracted)
-    if root is None:
-        tmp = work_dir / "corpus.partial"
-        extract_tar(path, tmp)
-        if find_timit_root(tmp) is None:
-            raise AsrError(f"{path}: does not hold TIMIT (no folder with TRAIN/ and TEST/)")
-        tmp.rename(extracted)
-        root = find_timit_root(extracted)
-    return root
+    return extract_once(path, work_dir, find_timit_root, "TIMIT (no folder with TRAIN/ and TEST/)")
 
 
 def read_speaker(folder: Path, report: PrepareReport, split: str) -> tuple[list[Utterance], int]:
