@@ -85,3 +85,26 @@ take_option() {
     fi
   done
 }
+
+# standard_stages CORPUS: the stages of a recipe whose manifests are train, dev and test:
+#   0 prepare, 1 train (resumes an interrupted run), 2 greedy evaluation of dev and test,
+#   3 trigram LM of the training transcripts, 4 LM weight and word score tuned on dev,
+#   5 beam + LM evaluation of dev and test.
+standard_stages() {
+  local corpus=$1 manifests=$work/manifests exp=$work/exp
+  run_stage 0 prepare "$asr" prepare "$corpus" ${source:+--source "$source"} --out "$work"
+  run_stage 1 train "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" \
+    --exp "$exp" --config "$config" --resume
+  run_stage 2 evaluate evaluate_splits "$exp/model.pt" greedy "dev test" --set decode.method=greedy
+  run_stage 3 lm "$asr" lm build --order 3 --manifest "$manifests/train.jsonl" -o "$work/lm/3gram.arpa"
+  run_stage 4 tune "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" \
+    --lm "$work/lm/3gram.arpa" --out "$exp/model_lm.pt"
+  run_stage 5 evaluate_lm evaluate_splits "$exp/model_lm.pt" beam_lm "dev test"
+}
+
+# show_model: the recipe's model to transcribe with (tuned if stage 4 ran).
+show_model() {
+  local model=$work/exp/model_lm.pt
+  [ -f "$model" ] || model=$work/exp/model.pt
+  echo "model: $model   try: $asr transcribe --model $model FILE.wav"
+}

@@ -23,17 +23,7 @@ config=$here/conf/train.yaml
 . "$here/../lib.sh"
 parse_recipe_args "$@"
 
-manifests=$work/manifests
-exp=$work/exp
-
-run_stage 0 prepare "$asr" prepare tedlium ${source:+--source "$source"} --out "$work"
-run_stage 1 train "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" \
-  --exp "$exp" --config "$config" --resume
-run_stage 2 evaluate evaluate_splits "$exp/model.pt" greedy "dev test" --set decode.method=greedy
 # The LM sees the training transcripts only; LM weight and word score are tuned on dev.
-run_stage 3 lm "$asr" lm build --order 3 --manifest "$manifests/train.jsonl" -o "$work/lm/3gram.arpa"
-run_stage 4 tune "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" \
-  --lm "$work/lm/3gram.arpa" --out "$exp/model_lm.pt"
-run_stage 5 evaluate_lm evaluate_splits "$exp/model_lm.pt" beam_lm "dev test"
+standard_stages tedlium
 
 show_results test "greedy beam_lm"
