@@ -65,6 +65,7 @@ def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[
     except (ValueError, RuntimeError) as e:
         raise AsrError(f"{exp_dir}: cannot average checkpoints ({e})") from None
     epochs = [int(p.stem.split("-")[1]) for p in chosen]
-    info = {**best.info, "averaged_epochs": epochs}
-    info.pop("dev_wer", None), info.pop("dev_cer", None), info.pop("epoch", None)
+    # The best epoch's dev scores do not describe the average.
+    info = {k: v for k, v in best.info.items() if k not in ("epoch", "dev_wer", "dev_cer")}
+    info["averaged_epochs"] = epochs
     return Bundle(best.config, best.tokenizer, best.stats, model.eval(), info), epochs
