@@ -5,6 +5,12 @@ tokenizer (token list, and the sentencepiece model for bpe/unigram units), the f
 normalization statistics and the weights. It loads with `torch.load(..., weights_only=True)`
 and nothing else. Bundles of format 1 (before tokenizer units) hold only the character
 token list, and still load.
+
+An ensemble bundle (format asr-ensemble/1, written by `asr ensemble`) holds several member
+models, each with its own config and feature statistics, one shared tokenizer, and the
+ensemble's own decode settings, LM and lexicon. It loads as a Bundle whose model is an
+EnsembleModel and whose statistics are the identity (members normalize for themselves), so
+everything that decodes with a bundle decodes with an ensemble unchanged.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ from asr.atomic import save_torch_atomic
 from asr.config import RunConfig, from_dict, to_dict
 from asr.errors import AsrError, first_line
 from asr.features import FeatureStats
-from asr.model import AcousticModel
+from asr.model import AcousticModel, EnsembleModel
 from asr.tokenizer import CharTokenizer, Tokenizer, tokenizer_from_dict
 
 BUNDLE_FORMAT = "asr-bundle/2"
 READABLE_FORMATS = ("asr-bundle/1", BUNDLE_FORMAT)
+ENSEMBLE_FORMAT = "asr-ensemble/1"
 
 
 @dataclass
@@ -83,6 +90,8 @@ def load_checkpoint_file(path: str | Path) -> dict:
 
 
 def bundle_from_dict(data: dict, where: str) -> Bundle:
+    if data.get("format") == ENSEMBLE_FORMAT:
+        return ensemble_from_dict(data, where)
     if data.get("format") not in READABLE_FORMATS:
         raise AsrError(f"{where}: not an asr model bundle (format {data.get('format')!r})")
     try:
@@ -96,7 +105,62 @@ def bundle_from_dict(data: dict, where: str) -> Bundle:
     return Bundle(cfg, tokenizer, stats, model.eval(), data.get("info", {}), data.get("lm_arpa"), data.get("lexicon"))
 
 
+def identity_stats(n_mels: int) -> FeatureStats:
+    return FeatureStats(torch.zeros(n_mels), torch.ones(n_mels))
+
+
+def ensemble_dict(bundle: Bundle) -> dict:
+    """The asr-ensemble/1 form of a bundle whose model is an EnsembleModel."""
+    ens = bundle.model
+    return {
+        "format": ENSEMBLE_FORMAT,
+        "config": to_dict(bundle.config),
+        "tokens": list(bundle.tokenizer.tokens),
+        "tokenizer": bundle.tokenizer.to_dict(),
+        "combine": ens.combine,
+        "members": [
+            {"config": to_dict(cfg), "stats": FeatureStats(mean, std).to_dict(), "info": dict(info),
+             "model": {k: v.detach().cpu() for k, v in member.state_dict().items()}}
+            for member, cfg, info, mean, std in zip(ens.members, ens.member_configs, ens.member_infos, ens.means, ens.stds)
+        ],
+        "info": dict(bundle.info),
+        "lm_arpa": bundle.lm_arpa,
+        "lexicon": bundle.lexicon,
+    }
+
+
+def ensemble_from_dict(data: dict, where: str) -> Bundle:
+    try:
+        cfg = from_dict(RunConfig, data["config"], where=f"{where}: config")
+        tokenizer = tokenizer_from_dict(data["tokenizer"])
+        configs, models, stats, infos = [], [], [], []
+        for i, m in enumerate(data["members"]):
+            member_cfg = from_dict(RunConfig, m["config"], where=f"{where}: member {i + 1} config")
+            model = build_model(member_cfg, len(tokenizer))
+            model.load_state_dict(m["model"])
+            configs.append(member_cfg)
+            models.append(model)
+            stats.append(FeatureStats.from_dict(m["stats"]))
+            infos.append(m.get("info", {}))
+        ensemble = make_ensemble_model(models, stats, data["combine"], configs, infos)
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise AsrError(f"{where}: ensemble bundle does not match this version of asr ({first_line(e)})") from None
+    return Bundle(cfg, tokenizer, identity_stats(cfg.features.n_mels), ensemble.eval(), data.get("info", {}),
+                  data.get("lm_arpa"), data.get("lexicon"))
+
+
+def make_ensemble_model(models: list[AcousticModel], stats: list[FeatureStats], combine: str,
+                        configs: list[RunConfig], infos: list[dict]) -> EnsembleModel:
+    ensemble = EnsembleModel(models, torch.stack([s.mean for s in stats]), torch.stack([s.std for s in stats]), combine)
+    ensemble.member_configs = list(configs)  # kept to write the bundle again (asr tune)
+    ensemble.member_infos = [dict(i) for i in infos]
+    return ensemble
+
+
 def save_bundle_object(bundle: Bundle, path: str | Path) -> None:
+    if isinstance(bundle.model, EnsembleModel):
+        save_torch_atomic(ensemble_dict(bundle), path)
+        return
     save_bundle(path, cfg=bundle.config, tokenizer=bundle.tokenizer, stats=bundle.stats, model=bundle.model,
                 info=bundle.info, lm_arpa=bundle.lm_arpa, lexicon=bundle.lexicon)
 

@@ -57,6 +57,17 @@ def cmd_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from asr.checkpoint import save_bundle_object
+    from asr.ensemble import ensemble_bundle
+
+    bundle = ensemble_bundle(args.models, args.combine)
+    save_bundle_object(bundle, args.out)
+    print(f"{args.out}: ensemble of {len(args.models)} models ({args.combine} combination, "
+          f"{bundle.info['parameters']:,} parameters); tune it with asr tune --model {args.out} ...")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.checkpoint import load_bundle
     from asr.evaluate import decode_manifest, write_evaluation
@@ -246,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--last", type=int, default=5, help="how many final epochs to average (default 5)")
     s.add_argument("--out", required=True, help="bundle to write, e.g. EXP/model_avg.pt")
     s.set_defaults(func=cmd_average)
+
+    s = sub.add_parser("ensemble", help="combine models with the same tokens and features into one bundle")
+    s.add_argument("models", nargs="+", metavar="MODEL", help="model bundles (at least two)")
+    s.add_argument("--out", required=True, help="ensemble bundle to write")
+    s.add_argument("--combine", choices=("logprob", "prob"), default="logprob",
+                   help="per frame: mean of log-probabilities, renormalized (default), or mean of probabilities")
+    s.set_defaults(func=cmd_ensemble)
 
     s = sub.add_parser("evaluate", help="decode a manifest and write a WER/CER report")
     s.add_argument("--model", required=True, help="model bundle (model.pt)")

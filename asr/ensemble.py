@@ -1,0 +1,50 @@
+"""Model ensembles: several acoustic models decoded as one.
+
+Models trained with different seeds (or sizes) make partly different errors; combining
+their per-frame token distributions before decoding removes many of them. CTC models agree
+well enough on where tokens fall to be combined frame by frame when they share the tokens,
+the features and the frame rate, which `ensemble_bundle` checks. The result is a bundle
+like any other (asr/checkpoint.py): tune it with `asr tune`, then `asr evaluate` and
+`asr transcribe` use it, at the cost of running every member.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+from asr.checkpoint import Bundle, identity_stats, load_bundle, make_ensemble_model
+from asr.config import DecodeConfig, config_differences
+from asr.errors import AsrError
+from asr.model import COMBINE_RULES, EnsembleModel
+
+
+def ensemble_bundle(paths: Sequence[str | Path], combine: str = "logprob") -> Bundle:
+    """One bundle of the models in `paths` (plain bundles; their decode settings, LM and
+    lexicon are dropped: the ensemble is tuned on its own)."""
+    if len(paths) < 2:
+        raise AsrError(f"an ensemble needs at least two models (got {len(paths)})")
+    if combine not in COMBINE_RULES:
+        raise AsrError(f"--combine must be one of {', '.join(COMBINE_RULES)} (got {combine!r})")
+    bundles = [load_bundle(p) for p in paths]
+    first, first_path = bundles[0], paths[0]
+    for path, b in zip(paths, bundles):
+        if isinstance(b.model, EnsembleModel):
+            raise AsrError(f"{path}: is an ensemble already; list its members instead")
+        if b.tokenizer.to_dict() != first.tokenizer.to_dict():
+            raise AsrError(f"{path}: its tokens differ from those of {first_path}")
+        features = config_differences(first.config.features, b.config.features, "features.")
+        if features:
+            raise AsrError(f"{path}: features differ from {first_path}'s ({'; '.join(features)})")
+        if b.config.model.subsampling_factor != first.config.model.subsampling_factor:
+            raise AsrError(f"{path}: frame rate differs from {first_path}'s (model.subsampling_factor "
+                           f"{b.config.model.subsampling_factor} vs {first.config.model.subsampling_factor})")
+    model = make_ensemble_model(
+        [b.model for b in bundles], [b.stats for b in bundles], combine,
+        [b.config for b in bundles], [b.info for b in bundles],
+    )
+    config = dataclasses.replace(first.config, decode=DecodeConfig())
+    info = {"ensemble_of": [str(p) for p in paths], "combine": combine,
+            "parameters": sum(p.numel() for p in model.parameters())}
+    return Bundle(config, first.tokenizer, identity_stats(config.features.n_mels), model.eval(), info)

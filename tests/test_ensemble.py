@@ -1,0 +1,130 @@
+"""Model ensembles: the combination rules, the bundle format, and the checks on members."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from asr.checkpoint import build_model, load_bundle, save_bundle, save_bundle_object
+from asr.cli import main
+from asr.config import load_config
+from asr.ensemble import ensemble_bundle
+from asr.errors import AsrError
+from asr.features import FeatureStats
+from asr.model import EnsembleModel
+from asr.tokenizer import CharTokenizer
+from tests.conftest import write_tone
+
+TOKENS = CharTokenizer.build(["AB C"])
+
+
+def tiny(overrides=(), seed=0):
+    cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4", *overrides])
+    torch.manual_seed(seed)
+    return cfg, build_model(cfg, len(TOKENS)).eval()
+
+
+def random_stats(seed):
+    g = torch.Generator().manual_seed(seed)
+    return FeatureStats(torch.randn(80, generator=g), torch.rand(80, generator=g) + 0.5)
+
+
+def save_tiny(path, overrides=(), seed=0, tokenizer=TOKENS):
+    cfg, model = tiny(overrides, seed)
+    save_bundle(path, cfg=cfg, tokenizer=tokenizer, stats=random_stats(seed), model=model, info={"seed": seed})
+    return path
+
+
+@pytest.mark.parametrize("combine", ["logprob", "prob"])
+def test_one_member_gives_that_models_output_on_its_normalized_features(combine):
+    _, model = tiny()
+    stats = random_stats(1)
+    ens = EnsembleModel([model], stats.mean[None], stats.std[None], combine).eval()
+    x, lens = torch.randn(2, 60, 80) * 3 + 1, torch.tensor([60, 41])
+    with torch.no_grad():
+        got, got_lens = ens(x, lens)
+        want, want_lens = model(stats.normalize(x), lens)
+    assert torch.equal(got_lens, want_lens)
+    torch.testing.assert_close(got, want)
+
+
+def test_two_members_are_combined_frame_by_frame():
+    (_, a), (_, b) = tiny(seed=0), tiny(["model.rnn_type=gru", "model.hidden_size=24"], seed=1)
+    sa, sb = random_stats(2), random_stats(3)
+    means, stds = torch.stack([sa.mean, sb.mean]), torch.stack([sa.std, sb.std])
+    x, lens = torch.randn(2, 50, 80), torch.tensor([50, 33])
+    with torch.no_grad():
+        la, _ = a(sa.normalize(x), lens)
+        lb, _ = b(sb.normalize(x), lens)
+        mix, _ = EnsembleModel([a, b], means, stds, "prob").eval()(x, lens)
+        poe, _ = EnsembleModel([a, b], means, stds, "logprob").eval()(x, lens)
+    torch.testing.assert_close(mix.exp(), (la.exp() + lb.exp()) / 2)
+    unnormalized = (la + lb) / 2
+    torch.testing.assert_close(poe, unnormalized - torch.logsumexp(unnormalized, -1, keepdim=True))
+    for out in (mix, poe):  # every frame is a distribution over the tokens
+        torch.testing.assert_close(out.exp().sum(-1), torch.ones(2, out.shape[1]))
+    # the product of experts is sharper where the members agree than their mixture
+    assert not torch.allclose(mix, poe)
+
+
+def test_ensemble_bundle_round_trip_keeps_members_stats_and_decode_settings(tmp_path):
+    a = save_tiny(tmp_path / "a.pt", seed=0)
+    b = save_tiny(tmp_path / "b.pt", ["model.rnn_type=gru", "model.n_layers=2"], seed=1)
+    bundle = ensemble_bundle([a, b], "prob")
+    assert bundle.info["ensemble_of"] == [str(a), str(b)]
+    save_bundle_object(bundle, tmp_path / "e.pt")
+    loaded = load_bundle(tmp_path / "e.pt")
+    assert isinstance(loaded.model, EnsembleModel) and loaded.model.combine == "prob"
+    assert loaded.tokenizer.tokens == TOKENS.tokens
+    assert [c.model.rnn_type for c in loaded.model.member_configs] == ["lstm", "gru"]
+    assert [i["seed"] for i in loaded.model.member_infos] == [0, 1]
+    x, lens = torch.randn(1, 70, 80), torch.tensor([70])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x, lens)[0], bundle.model(x, lens)[0])
+        # the members' own bundles, on features normalized with their own statistics
+        ma, mb = load_bundle(a), load_bundle(b)
+        la, lb = ma.model(ma.stats.normalize(x), lens)[0], mb.model(mb.stats.normalize(x), lens)[0]
+    torch.testing.assert_close(loaded.model(x, lens)[0], torch.logsumexp(torch.stack([la, lb]), 0) - math.log(2))
+    # what asr tune stores survives a second save
+    tuned = dataclasses.replace(
+        loaded, config=dataclasses.replace(loaded.config, decode=dataclasses.replace(
+            loaded.config.decode, method="beam", lm_weight=0.7)), lm_arpa="ARPA", lexicon="LEX")
+    save_bundle_object(tuned, tmp_path / "e2.pt")
+    again = load_bundle(tmp_path / "e2.pt")
+    assert again.config.decode.lm_weight == 0.7 and again.lm_arpa == "ARPA" and again.lexicon == "LEX"
+    assert isinstance(again.model, EnsembleModel) and len(again.model.members) == 2
+
+
+def test_members_must_share_tokens_features_and_frame_rate(tmp_path):
+    a = save_tiny(tmp_path / "a.pt")
+    cases = [
+        (save_tiny(tmp_path / "t.pt", tokenizer=CharTokenizer.build(["XY Z"])), "tokens differ"),
+        (save_tiny(tmp_path / "f.pt", ["features.mean_norm=utterance"]), "features.mean_norm"),
+        (save_tiny(tmp_path / "s.pt", ["model.subsampling_factor=2"]), "model.subsampling_factor 2 vs 4"),
+    ]
+    for other, message in cases:
+        with pytest.raises(AsrError, match=message) as err:
+            ensemble_bundle([a, other])
+        assert str(other) in str(err.value)
+    with pytest.raises(AsrError, match="at least two"):
+        ensemble_bundle([a])
+    with pytest.raises(AsrError, match="--combine"):
+        ensemble_bundle([a, a], "median")
+    save_bundle_object(ensemble_bundle([a, a]), tmp_path / "e.pt")
+    with pytest.raises(AsrError, match="ensemble already"):
+        ensemble_bundle([tmp_path / "e.pt", a])
+
+
+def test_cli_builds_an_ensemble_that_transcribes(tmp_path, capsys):
+    a = save_tiny(tmp_path / "a.pt", seed=0)
+    b = save_tiny(tmp_path / "b.pt", ["model.hidden_size=8"], seed=1)
+    out = tmp_path / "e.pt"
+    assert main(["ensemble", str(a), str(b), "--out", str(out)]) == 0
+    assert "ensemble of 2 models" in capsys.readouterr().out
+    wav = write_tone(tmp_path / "tone.wav", seconds=0.6)
+    assert main(["transcribe", "--model", str(out), "--format", "json", "--timestamps", str(wav)]) == 0
+    assert '"file"' in capsys.readouterr().out
+    assert main(["ensemble", str(a), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) != 0
+    assert "missing.pt: no such model file" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
