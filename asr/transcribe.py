@@ -17,11 +17,10 @@ from asr.errors import AsrError
 from asr.data import features_of
 
 MODEL_ENV_VAR = "ASR_MODEL"
-# Where recipes/an4/run.sh leaves its models, relative to the repository root: the tuned
-# ensemble (stages 6-9) first, then the model tuned with an LM (beam search), else the
-# acoustic model alone (greedy).
+# Where recipes/an4/run.sh leaves its models, relative to the repository root: the one
+# tuned with an LM (beam search) first, else the acoustic model alone (greedy).
 AN4_MODEL = Path("data") / "an4" / "exp" / "model.pt"
-AN4_MODELS = (Path("data") / "an4" / "exp_ensemble" / "model_lm.pt", AN4_MODEL.with_name("model_lm.pt"), AN4_MODEL)
+AN4_MODELS = (AN4_MODEL.with_name("model_lm.pt"), AN4_MODEL)
 FORMATS = ("text", "json", "srt", "vtt")
 MAX_CUE_WORDS = 8
 MAX_CUE_SECONDS = 5.0

@@ -102,40 +102,9 @@ standard_stages() {
   run_stage 5 evaluate_lm evaluate_splits "$exp/model_lm.pt" beam_lm "dev test"
 }
 
-# ensemble_stages "SEED...": after standard_stages, an ensemble of the stage-1 model and one
-# more model per seed (same config, other seed; each in WORK/exp_seed<SEED>):
-#   6 train the members (each resumes if interrupted), 7 combine them (asr ensemble),
-#   8 tune LM weight and word score on dev, 9 greedy and beam + LM evaluation of dev and test
-#   (WORK/exp/decode_<split>_ensemble_greedy and _ensemble_beam_lm).
-ensemble_stages() {
-  local seeds=$1 manifests=$work/manifests ens=$work/exp_ensemble seed
-  local members=("$work/exp/model.pt")
-  for seed in $seeds; do members+=("$work/exp_seed$seed/model.pt"); done
-  run_stage 6 train_members train_members "$seeds"
-  run_stage 7 ensemble "$asr" ensemble "${members[@]}" --out "$ens/model.pt"
-  run_stage 8 tune_ensemble "$asr" tune --model "$ens/model.pt" --manifest "$manifests/dev.jsonl" \
-    --lm "$work/lm/3gram.arpa" --out "$ens/model_lm.pt"
-  run_stage 9 evaluate_ensemble evaluate_ensemble "$ens"
-}
-
-train_members() {
-  local seed
-  for seed in $1; do
-    "$asr" train --train "$work/manifests/train.jsonl" --dev "$work/manifests/dev.jsonl" \
-      --exp "$work/exp_seed$seed" --config "$config" --set "train.seed=$seed" --resume
-  done
-}
-
-evaluate_ensemble() {
-  evaluate_splits "$1/model.pt" ensemble_greedy "dev test" --set decode.method=greedy
-  evaluate_splits "$1/model_lm.pt" ensemble_beam_lm "dev test"
-}
-
-# show_model: the recipe's model to transcribe with (the tuned ensemble if stage 8 ran, else
-# the model tuned in stage 4, else the acoustic model alone).
+# show_model: the recipe's model to transcribe with (tuned if stage 4 ran).
 show_model() {
-  local model=$work/exp_ensemble/model_lm.pt
-  [ -f "$model" ] || model=$work/exp/model_lm.pt
+  local model=$work/exp/model_lm.pt
   [ -f "$model" ] || model=$work/exp/model.pt
   echo "model: $model   try: $asr transcribe --model $model FILE.wav"
 }

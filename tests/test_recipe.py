@@ -9,12 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from asr.checkpoint import load_bundle
 from asr.cli import main
 from asr.compare import compare_reports
-from asr.model import EnsembleModel
 from tests.conftest import REPO, an4_source
 from tests.sclite_tools import (
     assert_report_agrees_with_sclite,
@@ -61,26 +58,6 @@ def test_an4_recipe_runs_all_stages_once(recipe_run):
     assert second.returncode == 0
     assert second.stdout.count("already done, skipping") == 6
     assert (tmp_path / "an4" / "stage_times.txt").read_text() == times  # nothing ran again
-
-
-def test_an4_recipe_ensemble_stages(recipe_run):
-    tmp_path, cmd, env, first = recipe_run
-    assert first.returncode == 0, first.stderr[-2000:]
-    work = tmp_path / "an4"
-    ens_cmd = [*cmd, "--stage", "6", "--stop-stage", "9", "--seeds", "7"]
-    run = subprocess.run(ens_cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
-    assert run.returncode == 0, run.stderr[-2000:]
-    member = torch.load(work / "exp_seed7" / "model.pt", weights_only=True)
-    assert member["config"]["train"]["seed"] == 7
-    bundle = load_bundle(work / "exp_ensemble" / "model_lm.pt")
-    assert isinstance(bundle.model, EnsembleModel) and len(bundle.model.members) == 2
-    assert bundle.config.decode.method == "beam" and bundle.lm_arpa
-    for split, n in (("dev", 92), ("test", 130)):
-        for name in ("ensemble_greedy", "ensemble_beam_lm"):
-            assert json.loads((work / "exp" / f"decode_{split}_{name}" / "summary.json").read_text())["n_sentences"] == n
-    assert "exp_ensemble/model_lm.pt" in run.stdout.splitlines()[-1]
-    again = subprocess.run(ens_cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
-    assert again.returncode == 0 and again.stdout.count("already done, skipping") == 4
 
 
 def test_an4_decodes_agree_with_sclite_and_sc_stats(recipe_run, capsys):
