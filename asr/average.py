@@ -14,7 +14,8 @@ from typing import Sequence
 import torch
 
 from asr.checkpoint import Bundle, load_bundle, load_checkpoint_file
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
+from asr.model import EnsembleModel
 
 
 def epoch_checkpoints(exp_dir: str | Path) -> list[Path]:
@@ -51,6 +52,8 @@ def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[
             "(train with --set train.keep_checkpoints=N to keep more)"
         )
     best = load_bundle(exp_dir / "model.pt")
+    if isinstance(best.model, EnsembleModel):
+        raise AsrError(f"{exp_dir / 'model.pt'}: is an ensemble; average the runs of its members instead")
     chosen = ckpts[-n_last:]
     states = []
     for path in chosen:
@@ -63,7 +66,7 @@ def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[
         model = copy.deepcopy(best.model)
         model.load_state_dict(averaged)
     except (ValueError, RuntimeError) as e:
-        raise AsrError(f"{exp_dir}: cannot average checkpoints ({e})") from None
+        raise AsrError(f"{exp_dir}: cannot average checkpoints ({first_line(e)})") from None
     epochs = [int(p.stem.split("-")[1]) for p in chosen]
     # The best epoch's dev scores do not describe the average.
     info = {k: v for k, v in best.info.items() if k not in ("epoch", "dev_wer", "dev_cer")}

@@ -112,6 +112,8 @@ def identity_stats(n_mels: int) -> FeatureStats:
 def ensemble_dict(bundle: Bundle) -> dict:
     """The asr-ensemble/1 form of a bundle whose model is an EnsembleModel."""
     ens = bundle.model
+    if ens.member_configs is None:
+        raise ValueError("this ensemble was built without its members' configs and cannot be saved")
     return {
         "format": ENSEMBLE_FORMAT,
         "config": to_dict(bundle.config),
@@ -119,7 +121,8 @@ def ensemble_dict(bundle: Bundle) -> dict:
         "tokenizer": bundle.tokenizer.to_dict(),
         "combine": ens.combine,
         "members": [
-            {"config": to_dict(cfg), "stats": FeatureStats(mean, std).to_dict(), "info": dict(info),
+            {"config": to_dict(cfg), "stats": FeatureStats(mean.detach().cpu(), std.detach().cpu()).to_dict(),
+             "info": dict(info),
              "model": {k: v.detach().cpu() for k, v in member.state_dict().items()}}
             for member, cfg, info, mean, std in zip(ens.members, ens.member_configs, ens.member_infos, ens.means, ens.stds)
         ],
@@ -151,10 +154,8 @@ def ensemble_from_dict(data: dict, where: str) -> Bundle:
 
 def make_ensemble_model(models: list[AcousticModel], stats: list[FeatureStats], combine: str,
                         configs: list[RunConfig], infos: list[dict]) -> EnsembleModel:
-    ensemble = EnsembleModel(models, torch.stack([s.mean for s in stats]), torch.stack([s.std for s in stats]), combine)
-    ensemble.member_configs = list(configs)  # kept to write the bundle again (asr tune)
-    ensemble.member_infos = [dict(i) for i in infos]
-    return ensemble
+    return EnsembleModel(models, torch.stack([s.mean for s in stats]), torch.stack([s.std for s in stats]),
+                         combine, configs, infos)
 
 
 def save_bundle_object(bundle: Bundle, path: str | Path) -> None:

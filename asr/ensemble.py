@@ -37,9 +37,10 @@ def ensemble_bundle(paths: Sequence[str | Path], combine: str = "logprob") -> Bu
         features = config_differences(first.config.features, b.config.features, "features.")
         if features:
             raise AsrError(f"{path}: features differ from {first_path}'s ({'; '.join(features)})")
-        if b.config.model.subsampling_factor != first.config.model.subsampling_factor:
-            raise AsrError(f"{path}: frame rate differs from {first_path}'s (model.subsampling_factor "
-                           f"{b.config.model.subsampling_factor} vs {first.config.model.subsampling_factor})")
+        frames = config_differences(first.config.model, b.config.model, "model.")
+        frames = [d for d in frames if d.split(":")[0] in ("model.subsampling", "model.subsampling_factor")]
+        if frames:  # conv and stack subsampling of the same factor give different frame counts
+            raise AsrError(f"{path}: output frames differ from {first_path}'s ({'; '.join(frames)})")
     model = make_ensemble_model(
         [b.model for b in bundles], [b.stats for b in bundles], combine,
         [b.config for b in bundles], [b.info for b in bundles],

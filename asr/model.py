@@ -187,16 +187,25 @@ class EnsembleModel(nn.Module):
       "prob":    mean of the probabilities (a mixture).
     """
 
-    def __init__(self, members: list[AcousticModel], means: torch.Tensor, stds: torch.Tensor, combine: str):
+    def __init__(self, members: list[AcousticModel], means: torch.Tensor, stds: torch.Tensor, combine: str,
+                 member_configs: list | None = None, member_infos: list[dict] | None = None):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one model")
+        if not len(members) == len(means) == len(stds):
+            raise ValueError(f"{len(members)} models but statistics for {len(means)}")
         if combine not in COMBINE_RULES:
             raise ValueError(f"combine must be one of {', '.join(COMBINE_RULES)}, got {combine!r}")
         self.members = nn.ModuleList(members)
         self.register_buffer("means", means)  # (K, n_mels)
         self.register_buffer("stds", stds)  # (K, n_mels)
         self.combine = combine
+        # The members' run configs and provenance, which the bundle writer needs to save the
+        # ensemble (asr/checkpoint.py); an ensemble built without them runs but cannot be saved.
+        self.member_configs = list(member_configs) if member_configs is not None else None
+        self.member_infos = [dict(i) for i in member_infos] if member_infos is not None else [{} for _ in members]
+        if len(self.member_infos) != len(members) or (member_configs is not None and len(self.member_configs) != len(members)):
+            raise ValueError("one config and one info per member are needed")
 
     def min_frames(self) -> int:
         return max(m.min_frames() for m in self.members)

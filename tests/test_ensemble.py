@@ -64,8 +64,20 @@ def test_two_members_are_combined_frame_by_frame():
     torch.testing.assert_close(poe, unnormalized - torch.logsumexp(unnormalized, -1, keepdim=True))
     for out in (mix, poe):  # every frame is a distribution over the tokens
         torch.testing.assert_close(out.exp().sum(-1), torch.ones(2, out.shape[1]))
-    # the product of experts is sharper where the members agree than their mixture
-    assert not torch.allclose(mix, poe)
+    assert not torch.allclose(mix, poe)  # the two rules are different rules
+
+
+def test_an_utterance_gets_the_same_output_alone_and_in_a_padded_batch():
+    (_, a), (_, b) = tiny(seed=0), tiny(["model.rnn_type=gru"], seed=1)
+    sa, sb = random_stats(2), random_stats(3)
+    ens = EnsembleModel([a, b], torch.stack([sa.mean, sb.mean]), torch.stack([sa.std, sb.std]), "logprob").eval()
+    x = torch.randn(2, 64, 80)
+    x[1, 40:] = 0  # padding: zeros before each member's normalization, not after
+    with torch.no_grad():
+        batch, lens = ens(x, torch.tensor([64, 40]))
+        alone, alone_lens = ens(x[1:, :40], torch.tensor([40]))
+    assert lens[1] == alone_lens[0]
+    torch.testing.assert_close(batch[1, : lens[1]], alone[0])
 
 
 def test_ensemble_bundle_round_trip_keeps_members_stats_and_decode_settings(tmp_path):
@@ -101,7 +113,9 @@ def test_members_must_share_tokens_features_and_frame_rate(tmp_path):
     cases = [
         (save_tiny(tmp_path / "t.pt", tokenizer=CharTokenizer.build(["XY Z"])), "tokens differ"),
         (save_tiny(tmp_path / "f.pt", ["features.mean_norm=utterance"]), "features.mean_norm"),
-        (save_tiny(tmp_path / "s.pt", ["model.subsampling_factor=2"]), "model.subsampling_factor 2 vs 4"),
+        (save_tiny(tmp_path / "s.pt", ["model.subsampling_factor=2"]), "model.subsampling_factor: 4 -> 2"),
+        # the same factor, but conv and stacking give different frame counts
+        (save_tiny(tmp_path / "k.pt", ["model.subsampling=stack"]), "model.subsampling: 'conv' -> 'stack'"),
     ]
     for other, message in cases:
         with pytest.raises(AsrError, match=message) as err:
@@ -114,6 +128,11 @@ def test_members_must_share_tokens_features_and_frame_rate(tmp_path):
     save_bundle_object(ensemble_bundle([a, a]), tmp_path / "e.pt")
     with pytest.raises(AsrError, match="ensemble already"):
         ensemble_bundle([tmp_path / "e.pt", a])
+    broken = torch.load(tmp_path / "e.pt", weights_only=True)
+    del broken["members"][1]["stats"]
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(AsrError, match="broken.pt: ensemble bundle does not match"):
+        load_bundle(tmp_path / "broken.pt")
 
 
 def test_cli_builds_an_ensemble_that_transcribes(tmp_path, capsys):
@@ -128,3 +147,15 @@ def test_cli_builds_an_ensemble_that_transcribes(tmp_path, capsys):
     assert main(["ensemble", str(a), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) != 0
     assert "missing.pt: no such model file" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_checkpoint_averaging_refuses_an_ensemble(tmp_path):
+    from asr.average import average_last_epochs
+
+    a = save_tiny(tmp_path / "a.pt")
+    exp = tmp_path / "exp"
+    (exp / "checkpoints").mkdir(parents=True)
+    (exp / "checkpoints" / "epoch-1.pt").write_bytes(b"")
+    save_bundle_object(ensemble_bundle([a, a]), exp / "model.pt")
+    with pytest.raises(AsrError, match="is an ensemble"):
+        average_last_epochs(exp, 1)
