@@ -7,7 +7,7 @@ and nothing else. Bundles of format 1 (before tokenizer units) hold only the cha
 token list, and still load.
 
 An ensemble bundle (format asr-ensemble/1, written by `asr ensemble`) holds several member
-models, each with its own config and feature statistics, one shared tokenizer, and the
+bundles (each with its own config and feature statistics; their tokenizers are equal) and the
 ensemble's own decode settings, LM and lexicon. It loads as a Bundle whose model is an
 EnsembleModel and whose statistics are the identity (members normalize for themselves), so
 everything that decodes with a bundle decodes with an ensemble unchanged.
@@ -110,52 +110,35 @@ def identity_stats(n_mels: int) -> FeatureStats:
 
 
 def ensemble_dict(bundle: Bundle) -> dict:
-    """The asr-ensemble/1 form of a bundle whose model is an EnsembleModel."""
+    """The asr-ensemble/1 form of a bundle whose model is an EnsembleModel: each member is
+    stored as an ordinary bundle dict (with its own config, tokenizer and statistics)."""
     ens = bundle.model
     if ens.member_configs is None:
         raise ValueError("this ensemble was built without its members' configs and cannot be saved")
-    return {
-        "format": ENSEMBLE_FORMAT,
-        "config": to_dict(bundle.config),
-        "tokens": list(bundle.tokenizer.tokens),
-        "tokenizer": bundle.tokenizer.to_dict(),
-        "combine": ens.combine,
-        "members": [
-            {"config": to_dict(cfg), "stats": FeatureStats(mean.detach().cpu(), std.detach().cpu()).to_dict(),
-             "info": dict(info),
-             "model": {k: v.detach().cpu() for k, v in member.state_dict().items()}}
-            for member, cfg, info, mean, std in zip(ens.members, ens.member_configs, ens.member_infos, ens.means, ens.stds)
-        ],
-        "info": dict(bundle.info),
-        "lm_arpa": bundle.lm_arpa,
-        "lexicon": bundle.lexicon,
-    }
+    members = [
+        bundle_dict(cfg, bundle.tokenizer, FeatureStats(mean.detach().cpu(), std.detach().cpu()), member, info)
+        for member, cfg, info, mean, std in zip(ens.members, ens.member_configs, ens.member_infos, ens.means, ens.stds)
+    ]
+    return {"format": ENSEMBLE_FORMAT, "config": to_dict(bundle.config), "combine": ens.combine,
+            "members": members, "info": dict(bundle.info), "lm_arpa": bundle.lm_arpa, "lexicon": bundle.lexicon}
 
 
 def ensemble_from_dict(data: dict, where: str) -> Bundle:
     try:
-        cfg = from_dict(RunConfig, data["config"], where=f"{where}: config")
-        tokenizer = tokenizer_from_dict(data["tokenizer"])
-        configs, models, stats, infos = [], [], [], []
-        for i, m in enumerate(data["members"]):
-            member_cfg = from_dict(RunConfig, m["config"], where=f"{where}: member {i + 1} config")
-            model = build_model(member_cfg, len(tokenizer))
-            model.load_state_dict(m["model"])
-            configs.append(member_cfg)
-            models.append(model)
-            stats.append(FeatureStats.from_dict(m["stats"]))
-            infos.append(m.get("info", {}))
-        ensemble = make_ensemble_model(models, stats, data["combine"], configs, infos)
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        cfg = from_dict(RunConfig, data["config"], where="config")
+        members = [bundle_from_dict(m, f"member {i + 1}") for i, m in enumerate(data["members"])]
+        ensemble = ensemble_model(members, data["combine"])
+    except (AsrError, KeyError, ValueError, RuntimeError, TypeError) as e:
         raise AsrError(f"{where}: ensemble bundle does not match this version of asr ({first_line(e)})") from None
-    return Bundle(cfg, tokenizer, identity_stats(cfg.features.n_mels), ensemble.eval(), data.get("info", {}),
-                  data.get("lm_arpa"), data.get("lexicon"))
+    return Bundle(cfg, members[0].tokenizer, identity_stats(cfg.features.n_mels), ensemble.eval(),
+                  data.get("info", {}), data.get("lm_arpa"), data.get("lexicon"))
 
 
-def make_ensemble_model(models: list[AcousticModel], stats: list[FeatureStats], combine: str,
-                        configs: list[RunConfig], infos: list[dict]) -> EnsembleModel:
-    return EnsembleModel(models, torch.stack([s.mean for s in stats]), torch.stack([s.std for s in stats]),
-                         combine, configs, infos)
+def ensemble_model(members: list[Bundle], combine: str) -> EnsembleModel:
+    """An EnsembleModel of the bundles' models, each normalizing with its own statistics."""
+    return EnsembleModel([b.model for b in members], torch.stack([b.stats.mean for b in members]),
+                         torch.stack([b.stats.std for b in members]), combine,
+                         [b.config for b in members], [b.info for b in members])
 
 
 def save_bundle_object(bundle: Bundle, path: str | Path) -> None:

@@ -14,10 +14,10 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from asr.checkpoint import Bundle, identity_stats, load_bundle, make_ensemble_model
+from asr.checkpoint import Bundle, ensemble_model, identity_stats, load_bundle
 from asr.config import DecodeConfig, config_differences
 from asr.errors import AsrError
-from asr.model import COMBINE_RULES, EnsembleModel
+from asr.model import COMBINE_RULES, EnsembleModel, count_parameters
 
 
 def ensemble_bundle(paths: Sequence[str | Path], combine: str = "logprob") -> Bundle:
@@ -41,11 +41,7 @@ def ensemble_bundle(paths: Sequence[str | Path], combine: str = "logprob") -> Bu
         frames = [d for d in frames if d.split(":")[0] in ("model.subsampling", "model.subsampling_factor")]
         if frames:  # conv and stack subsampling of the same factor give different frame counts
             raise AsrError(f"{path}: output frames differ from {first_path}'s ({'; '.join(frames)})")
-    model = make_ensemble_model(
-        [b.model for b in bundles], [b.stats for b in bundles], combine,
-        [b.config for b in bundles], [b.info for b in bundles],
-    )
+    model = ensemble_model(bundles, combine)
     config = dataclasses.replace(first.config, decode=DecodeConfig())
-    info = {"ensemble_of": [str(p) for p in paths], "combine": combine,
-            "parameters": sum(p.numel() for p in model.parameters())}
+    info = {"ensemble_of": [str(p) for p in paths], "combine": combine, "parameters": count_parameters(model)}
     return Bundle(config, first.tokenizer, identity_stats(config.features.n_mels), model.eval(), info)
