@@ -65,6 +65,9 @@ class TrainConfig:
     sortagrad_epochs: int = 1  # epochs whose batches go from shortest to longest
     seed: int = 1234
     num_workers: int = 0
+    # "auto": bf16 autocast on a CUDA GPU that supports bf16, float32 elsewhere;
+    # "bf16": bf16 autocast on any device; "fp32": float32 throughout.
+    precision: str = "auto"
     keep_checkpoints: int = 2  # epoch checkpoints kept on disk (best is kept apart)
 
 
@@ -147,6 +150,7 @@ CHOICES = {
     "features.mean_norm": ("global", "utterance"),
     "model.subsampling": ("conv", "stack"),
     "model.rnn_type": ("lstm", "gru"),
+    "train.precision": ("auto", "bf16", "fp32"),
     "decode.method": ("greedy", "beam"),
     "tokenizer.unit": ("char", "word", "bpe", "unigram"),
 }

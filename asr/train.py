@@ -54,6 +54,15 @@ def pick_device(name: str | None = None) -> torch.device:
     return device
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for train.precision on `device`, or None for float32."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -199,12 +208,12 @@ def train(
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
     n_params = count_parameters(model)
+    amp_dtype = autocast_dtype(tc.precision, dev)
     if start_epoch == 1:
         log_line(f"model: {n_params:,} parameters; {len(train_set)} training utterances "
                  f"({sum(u.duration for u in train_set) / 3600:.2f} h), {total_steps / tc.epochs:.1f} batches/epoch; "
-                 f"device {dev}")
+                 f"device {dev}, {'bf16 autocast' if amp_dtype else 'float32'}")
 
-    use_bf16 = dev.type == "cuda"
     decoder = GreedyDecoder(tokenizer)
     for epoch in range(start_epoch, tc.epochs + 1):
         t0 = time.time()
@@ -214,7 +223,7 @@ def train(
         bar = tqdm(loader, desc=f"epoch {epoch}/{tc.epochs}", leave=False, disable=not progress)
         for batch in bar:
             feats, feat_lens = batch.feats.to(dev), batch.feat_lens.to(dev)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+            with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
                 log_probs, out_lens = model(feats, feat_lens)
             loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
             n = len(batch.ids)

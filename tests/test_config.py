@@ -31,6 +31,7 @@ def test_round_trip_through_yaml_and_dict(tmp_path):
         ("nosuch.x=1", "unknown key 'nosuch'"),
         ("train.lr", "expected section.field=value"),
         ("model.rnn_type=rnn", "model.rnn_type must be one of lstm, gru"),
+        ("train.precision=fp16", "train.precision must be one of auto, bf16, fp32"),
         ("decode.method=beem", "decode.method must be one of greedy, beam"),
         ("model.subsampling_factor=3", "must be 2 or 4 with conv"),
         ("train.epochs=0", "train.epochs must be > 0"),

@@ -6,7 +6,7 @@ from asr.config import load_config
 from asr.errors import AsrError
 from asr.manifest import Utterance, read_manifest
 from asr.tokenizer import CharTokenizer
-from asr.train import lr_lambda, train, trainable
+from asr.train import autocast_dtype, lr_lambda, train, trainable
 
 TINY = ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4", "train.warmup_steps=2",
         "train.max_batch_frames=1500", "augment.speed_factors=[0.9, 1.1]"]
@@ -17,6 +17,13 @@ def test_lr_schedule_warms_up_then_decays():
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(values[10:], values[11:]))
     assert values[100] == pytest.approx(0.1) and values[119] == pytest.approx(0.1)
+
+
+def test_precision_picks_the_autocast_dtype():
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("fp32", torch.device("cuda")) is None  # no CUDA call needed to say so
 
 
 def test_trainable_drops_unusable_utterances():
