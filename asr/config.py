@@ -25,7 +25,9 @@ class FeatureConfig:
     n_fft: int = 512
     # "global": the training set's per-bin mean and std (stored in the bundle) normalize
     # every utterance; "utterance": each utterance's own per-bin mean is subtracted first
-    # (cepstral mean normalization), then the global statistics apply.
+    # (cepstral mean normalization), then the global statistics apply; "speaker": the mean
+    # of all of the speaker's frames in the manifest (per-speaker CMN, as Kaldi's CMVN with
+    # spk2utt), falling back to the utterance's own mean where there is no speaker set.
     mean_norm: str = "global"
 
 
@@ -147,7 +149,7 @@ def apply_overrides(cfg: RunConfig, overrides: list[str], allowed: tuple[str, ..
 
 
 CHOICES = {
-    "features.mean_norm": ("global", "utterance"),
+    "features.mean_norm": ("global", "utterance", "speaker"),
     "model.subsampling": ("conv", "stack"),
     "model.rnn_type": ("lstm", "gru"),
     "train.precision": ("auto", "bf16", "fp32"),

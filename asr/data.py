@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
@@ -31,24 +32,60 @@ class Example(NamedTuple):
 
 
 def utterance_features(
-    utt: Utterance, feat_cfg: FeatureConfig, stats: FeatureStats | None = None
+    utt: Utterance, feat_cfg: FeatureConfig, stats: FeatureStats | None = None, mean: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Load one utterance's audio and return its (normalized, if stats) log-mel features."""
+    """Load one utterance's audio and return its (normalized, if stats) log-mel features.
+
+    `mean`: the speaker's mean log-mel vector (features.mean_norm "speaker"; see speaker_means).
+    """
     wave = load_audio(utt.audio, feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
-    feats = features_of(wave, utt.audio, feat_cfg)
+    feats = features_of(wave, utt.audio, feat_cfg, mean)
     return stats.normalize(feats) if stats is not None else feats
 
 
-def features_of(wave: torch.Tensor, path: str, feat_cfg: FeatureConfig) -> torch.Tensor:
-    """log_mel (minus its own mean with features.mean_norm "utterance"), with a too-short
-    waveform reported as an AudioError naming its file."""
+def features_of(
+    wave: torch.Tensor, path: str, feat_cfg: FeatureConfig, mean: torch.Tensor | None = None
+) -> torch.Tensor:
+    """log_mel, minus a mean per features.mean_norm, with a too-short waveform reported as
+    an AudioError naming its file.
+
+    "global": nothing subtracted here (the global statistics apply later). "utterance": the
+    utterance's own mean. "speaker": `mean`, the speaker's mean (see speaker_means); without
+    one (a single file to transcribe, say) the utterance's own mean stands in for it.
+    """
     try:
         feats = log_mel(wave, feat_cfg)  # (T, n_mels)
     except ValueError as e:
         raise AudioError(f"{path}: {e}") from None
-    if feat_cfg.mean_norm == "utterance":
+    if feat_cfg.mean_norm == "utterance" or (feat_cfg.mean_norm == "speaker" and mean is None):
         feats = feats - feats.mean(0, keepdim=True)
+    elif feat_cfg.mean_norm == "speaker":
+        feats = feats - mean
     return feats
+
+
+def speaker_of(utt: Utterance) -> str:
+    """The speaker label (an utterance without one is its own speaker)."""
+    return utt.speaker or utt.id
+
+
+def speaker_means(
+    utts: Sequence[Utterance], feat_cfg: FeatureConfig, factors: Iterable[float] = (1.0,)
+) -> dict[tuple[str, float], torch.Tensor]:
+    """Each speaker's mean log-mel vector over all of its frames in `utts`, for each speed
+    factor: (speaker, factor) -> (n_mels,). As Kaldi's per-speaker CMVN, a speed-perturbed
+    copy of a speaker counts as a speaker of its own."""
+    sums: dict[tuple[str, float], torch.Tensor] = {}
+    counts: dict[tuple[str, float], int] = {}
+    for utt in utts:
+        wave = load_audio(utt.audio, feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
+        for factor in factors:
+            feats = features_of(speed_perturb(wave, factor, feat_cfg.sample_rate), utt.audio,
+                                dataclasses.replace(feat_cfg, mean_norm="global")).double()
+            key = (speaker_of(utt), factor)
+            sums[key] = sums.get(key, 0) + feats.sum(0)
+            counts[key] = counts.get(key, 0) + feats.shape[0]
+    return {key: (total / counts[key]).float() for key, total in sums.items()}
 
 
 def _segment(utt: Utterance) -> float | None:
@@ -66,12 +103,19 @@ class SpeechDataset(torch.utils.data.Dataset):
         feat_cfg: FeatureConfig,
         stats: FeatureStats,
         augment: AugmentConfig | None = None,
+        means: dict[tuple[str, float], torch.Tensor] | None = None,
     ):
+        """`means`: speaker means (features.mean_norm "speaker"); computed from `utts` when
+        not given, for every speed factor that augmentation uses."""
         self.utts = list(utts)
         self.tokenizer = tokenizer
         self.feat_cfg = feat_cfg
         self.stats = stats
         self.augment = augment
+        self.factors = tuple(augment.speed_factors) if augment is not None and augment.speed_factors else (1.0,)
+        if feat_cfg.mean_norm == "speaker" and means is None:
+            means = speaker_means(self.utts, feat_cfg, self.factors)
+        self.means = means or {}
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -79,10 +123,12 @@ class SpeechDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> Example:
         utt = self.utts[i]
         wave = load_audio(utt.audio, self.feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
+        factor = 1.0
         if self.augment is not None and self.augment.speed_factors:
             factor = random.choice(self.augment.speed_factors)
             wave = speed_perturb(wave, factor, self.feat_cfg.sample_rate)
-        feats = self.stats.normalize(features_of(wave, utt.audio, self.feat_cfg))
+        mean = self.means.get((speaker_of(utt), factor))
+        feats = self.stats.normalize(features_of(wave, utt.audio, self.feat_cfg, mean))
         if self.augment is not None:
             feats = spec_augment(feats, self.augment)
         # Characters outside the token list (possible in dev/test text) only leave the

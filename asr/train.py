@@ -25,7 +25,7 @@ from tqdm import tqdm
 from asr.atomic import save_torch_atomic, write_text_atomic
 from asr.checkpoint import build_model, load_checkpoint_file, save_bundle
 from asr.config import RunConfig, config_differences, from_dict, save_config, to_dict
-from asr.data import SpeechDataset, make_loader, utterance_features
+from asr.data import SpeechDataset, make_loader, speaker_means, speaker_of, utterance_features
 from asr.decoding import GreedyDecoder
 from asr.errors import AsrError
 from asr.evaluate import decode_dataset, score_hypotheses
@@ -90,12 +90,16 @@ def trainable(utts: Sequence[Utterance], tokenizer: Tokenizer, seconds_per_outpu
 
 
 def prepare_stats(
-    utts: Sequence[Utterance], cfg: RunConfig, path: Path, log: Callable, progress: bool = True
+    utts: Sequence[Utterance], cfg: RunConfig, path: Path, log: Callable, progress: bool = True,
+    means: dict | None = None,
 ) -> FeatureStats:
+    """Global feature statistics of `utts` (after speaker mean normalization, given `means`)."""
     if path.exists():
         return FeatureStats.from_dict(torch.load(path, weights_only=True))
     t0 = time.time()
-    feats = (utterance_features(u, cfg.features) for u in tqdm(utts, desc="stats", leave=False, disable=not progress))
+    means = means or {}
+    feats = (utterance_features(u, cfg.features, mean=means.get((speaker_of(u), 1.0)))
+             for u in tqdm(utts, desc="stats", leave=False, disable=not progress))
     stats = FeatureStats.compute(feats)
     save_torch_atomic(stats.to_dict(), path)
     log(f"feature statistics from {len(utts)} utterances in {time.time() - t0:.1f}s")
@@ -176,7 +180,14 @@ def train(
     if isinstance(tokenizer, SentencePieceTokenizer):
         tokenizer.save(exp_dir / "tokenizer.model")
     save_config(cfg, exp_dir / "config.yaml")
-    stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log_line, progress)
+    means = None
+    if cfg.features.mean_norm == "speaker":
+        t0 = time.time()
+        factors = (1.0, *[f for f in cfg.augment.speed_factors if f != 1.0])
+        means = speaker_means(train_utts, cfg.features, factors)
+        log_line(f"speaker means of {len({s for s, _ in means})} speakers x {len(factors)} speeds "
+                 f"in {time.time() - t0:.1f}s")
+    stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log_line, progress, means)
 
     model = build_model(cfg, len(tokenizer)).to(dev)
     seconds_per_output = cfg.features.hop_ms / 1000 * cfg.model.subsampling_factor
@@ -186,7 +197,7 @@ def train(
                  "(empty, too short for their text, or unknown characters)")
     if not train_set:
         raise AsrError("no usable training utterances")
-    train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment)
+    train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means)
     dev_data = SpeechDataset(dev_utts, tokenizer, cfg.features, stats)
     loader, sampler = make_loader(
         train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs
