@@ -100,3 +100,67 @@ def test_utterance_mean_norm_removes_a_constant_gain():
     torch.testing.assert_close(features_of(4 * wave, "x.wav", cfg), feats, atol=5e-3, rtol=0)
     plain = features_of(wave, "x.wav", FeatureConfig())
     assert (features_of(4 * wave, "x.wav", FeatureConfig()) - plain).mean() > 2.5  # log(16) ≈ 2.77
+
+
+def _write_speakers(folder, gains):
+    """Two utterances per speaker (noise of 0.6 s and 1.1 s), utterance k of speaker s
+    scaled by gains[s][k]; returns the manifest records."""
+    import numpy as np
+    import soundfile as sf
+
+    from asr.manifest import Utterance
+
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    utts = []
+    for spk, utt_gains in gains.items():
+        for k, (seconds, gain) in enumerate(zip((0.6, 1.1), utt_gains)):
+            wave = (0.05 * gain * rng.standard_normal(int(16000 * seconds))).astype(np.float32)
+            path = folder / f"{spk}-{k}.wav"
+            sf.write(str(path), wave, 16000, subtype="FLOAT")
+            utts.append(Utterance(f"{spk}-{k}", str(path), seconds, "A B", spk))
+    return utts
+
+
+def test_speaker_means_are_frame_weighted_means_over_each_speaker(tmp_path):
+    from asr.data import speaker_means, utterance_features
+
+    utts = _write_speakers(tmp_path, {"s1": (1.0, 1.0), "s2": (3.0, 3.0)})
+    means = speaker_means(utts, FeatureConfig(mean_norm="speaker"), factors=(1.0, 1.1))
+    assert set(means) == {("s1", 1.0), ("s1", 1.1), ("s2", 1.0), ("s2", 1.1)}
+    s1 = torch.cat([utterance_features(u, FeatureConfig()) for u in utts if u.speaker == "s1"])
+    torch.testing.assert_close(means[("s1", 1.0)], s1.mean(0))
+    assert not torch.allclose(means[("s1", 1.0)], means[("s1", 1.1)])  # a perturbed copy: its own mean
+    assert (means[("s2", 1.0)] - means[("s1", 1.0)]).mean() > 2.0  # gain 3: log(9) ≈ 2.2 higher
+
+
+def test_speaker_mean_norm_removes_a_speakers_gain_and_keeps_its_utterances_apart(tmp_path):
+    """Scaling all of a speaker's audio changes nothing after per-speaker CMN, while the
+    level difference between two of its utterances stays (per-utterance CMN removes it)."""
+    from asr.data import SpeechDataset
+    from asr.features import FeatureStats
+    from asr.tokenizer import CharTokenizer
+
+    tok, stats = CharTokenizer.build(["A B"]), FeatureStats(torch.zeros(80), torch.ones(80))
+    cfg = FeatureConfig(mean_norm="speaker")
+    quiet = SpeechDataset(_write_speakers(tmp_path / "q", {"s1": (1.0, 2.0)}), tok, cfg, stats)
+    loud = SpeechDataset(_write_speakers(tmp_path / "l", {"s1": (4.0, 8.0)}), tok, cfg, stats)
+    for i in range(2):  # log-mel floor: exact only up to the quietest bins
+        torch.testing.assert_close(loud[i].feats, quiet[i].feats, atol=2e-2, rtol=0)
+    both = torch.cat([quiet[0].feats, quiet[1].feats])
+    torch.testing.assert_close(both.mean(0), torch.zeros(80), atol=1e-4, rtol=0)
+    level = (quiet[1].feats.mean(0) - quiet[0].feats.mean(0)).mean()
+    assert 1.2 < level < 1.6  # gain 2: log(4) ≈ 1.39
+    per_utt = SpeechDataset(quiet.utts, tok, FeatureConfig(mean_norm="utterance"), stats)
+    assert abs((per_utt[1].feats.mean(0) - per_utt[0].feats.mean(0)).mean()) < 1e-4
+
+
+def test_speaker_mean_norm_subtracts_the_given_mean_or_else_the_utterances_own():
+    cfg = FeatureConfig(mean_norm="speaker")
+    wave = 0.1 * torch.randn(16000, generator=torch.Generator().manual_seed(0))
+    shift = torch.linspace(-1, 1, 80)
+    torch.testing.assert_close(features_of(wave, "x.wav", cfg, mean=shift),
+                               features_of(wave, "x.wav", FeatureConfig()) - shift)
+    # No speaker mean at hand (a single file to transcribe): the utterance's own mean.
+    torch.testing.assert_close(features_of(wave, "x.wav", cfg),
+                               features_of(wave, "x.wav", FeatureConfig(mean_norm="utterance")))

@@ -65,3 +65,18 @@ def test_resume_may_add_epochs_but_not_change_the_model(an4_prepared, tmp_path):
     train(load_config(None, TINY + ["train.epochs=2"]), utts, utts[:2], tmp_path, resume=True, **quiet)
     state = torch.load(tmp_path / "checkpoints" / "epoch-2.pt", weights_only=True)
     assert state["epoch"] == 2 and state["config"]["train"]["epochs"] == 2
+
+
+def test_speaker_mean_norm_trains_and_decodes(an4_prepared, tmp_path):
+    from asr.evaluate import decode_manifest
+
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:6]
+    log = []
+    train(load_config(None, TINY + ["train.epochs=1", "features.mean_norm=speaker"]), utts, utts[:2], tmp_path,
+          progress=False, log=log.append)
+    speakers = len({u.speaker for u in utts})
+    assert any(line.startswith(f"speaker means of {speakers} speakers x 3 speeds") for line in log)
+    bundle = load_bundle(tmp_path / "model.pt")
+    assert bundle.config.features.mean_norm == "speaker"
+    hyps, _ = decode_manifest(bundle, utts[:3], torch.device("cpu"))
+    assert set(hyps) == {u.id for u in utts[:3]}
