@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
@@ -38,8 +37,7 @@ def utterance_features(
 
     `mean`: the speaker's mean log-mel vector (features.mean_norm "speaker"; see speaker_means).
     """
-    wave = load_audio(utt.audio, feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
-    feats = features_of(wave, utt.audio, feat_cfg, mean)
+    feats = features_of(load_utterance(utt, feat_cfg), utt.audio, feat_cfg, mean)
     return stats.normalize(feats) if stats is not None else feats
 
 
@@ -53,15 +51,25 @@ def features_of(
     utterance's own mean. "speaker": `mean`, the speaker's mean (see speaker_means); without
     one (a single file to transcribe, say) the utterance's own mean stands in for it.
     """
-    try:
-        feats = log_mel(wave, feat_cfg)  # (T, n_mels)
-    except ValueError as e:
-        raise AudioError(f"{path}: {e}") from None
+    feats = _log_mel(wave, path, feat_cfg)
     if feat_cfg.mean_norm == "utterance" or (feat_cfg.mean_norm == "speaker" and mean is None):
         feats = feats - feats.mean(0, keepdim=True)
     elif feat_cfg.mean_norm == "speaker":
         feats = feats - mean
     return feats
+
+
+def _log_mel(wave: torch.Tensor, path: str, feat_cfg: FeatureConfig) -> torch.Tensor:
+    """log_mel (T, n_mels), a too-short waveform reported as an AudioError naming its file."""
+    try:
+        return log_mel(wave, feat_cfg)
+    except ValueError as e:
+        raise AudioError(f"{path}: {e}") from None
+
+
+def load_utterance(utt: Utterance, feat_cfg: FeatureConfig) -> torch.Tensor:
+    """The utterance's waveform (its segment of the file, if it has an offset)."""
+    return load_audio(utt.audio, feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
 
 
 def speaker_of(utt: Utterance) -> str:
@@ -78,10 +86,9 @@ def speaker_means(
     sums: dict[tuple[str, float], torch.Tensor] = {}
     counts: dict[tuple[str, float], int] = {}
     for utt in utts:
-        wave = load_audio(utt.audio, feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
+        wave = load_utterance(utt, feat_cfg)
         for factor in factors:
-            feats = features_of(speed_perturb(wave, factor, feat_cfg.sample_rate), utt.audio,
-                                dataclasses.replace(feat_cfg, mean_norm="global")).double()
+            feats = _log_mel(speed_perturb(wave, factor, feat_cfg.sample_rate), utt.audio, feat_cfg).double()
             key = (speaker_of(utt), factor)
             sums[key] = sums.get(key, 0) + feats.sum(0)
             counts[key] = counts.get(key, 0) + feats.shape[0]
@@ -112,9 +119,9 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.feat_cfg = feat_cfg
         self.stats = stats
         self.augment = augment
-        self.factors = tuple(augment.speed_factors) if augment is not None and augment.speed_factors else (1.0,)
         if feat_cfg.mean_norm == "speaker" and means is None:
-            means = speaker_means(self.utts, feat_cfg, self.factors)
+            factors = augment.speed_factors if augment is not None and augment.speed_factors else (1.0,)
+            means = speaker_means(self.utts, feat_cfg, factors)
         self.means = means or {}
 
     def __len__(self) -> int:
@@ -122,7 +129,7 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> Example:
         utt = self.utts[i]
-        wave = load_audio(utt.audio, self.feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
+        wave = load_utterance(utt, self.feat_cfg)
         factor = 1.0
         if self.augment is not None and self.augment.speed_factors:
             factor = random.choice(self.augment.speed_factors)
