@@ -49,6 +49,14 @@ class NgramModel:
         h = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
         return _backoff_probability(self.prob, self.backoff, h, word)
 
+    def sentence_log10(self, words: Sequence[str]) -> float:
+        """log10 p(words </s> | <s>): the score KenLM gives a whole sentence."""
+        history, total = [BOS], 0.0
+        for w in [*words, EOS]:
+            total += math.log10(self.probability(w, history))
+            history.append(w)
+        return total
+
 
 def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> list[Counter]:
     """Raw counts of every n-gram (n = 1..order) in the sentences padded with <s> and </s>.
@@ -170,6 +178,47 @@ def write_arpa(model: NgramModel, path: str | Path) -> None:
             lines.append(line)
     lines += ["", "\\end\\", ""]
     write_text_atomic(path, "\n".join(lines))
+
+
+def read_arpa(path: str | Path) -> NgramModel:
+    """An ARPA backoff model as an NgramModel (whole in memory: meant for small LMs).
+
+    A model without <unk> gives unknown words probability 1e-100 (log10 -100, as KenLM's
+    tools write for a missing <unk>).
+    """
+    prob: dict[Ngram, float] = {}
+    backoff: dict[Ngram, float] = {}
+    order, n = 0, 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                line = line.strip()
+                if not line or line.startswith("ngram "):
+                    continue
+                if line.startswith("\\"):
+                    n = int(line[1]) if line.endswith("-grams:") and line[1].isdigit() else 0
+                    order = max(order, n)
+                    continue
+                if n == 0:
+                    continue
+                parts = line.split()
+                try:
+                    if len(parts) not in (n + 1, n + 2):
+                        raise ValueError(f"expected {n} words")
+                    g = tuple(parts[1:n + 1])
+                    if g != (BOS,):  # <s> only ever starts a history
+                        prob[g] = 10 ** float(parts[0])
+                    if len(parts) == n + 2:
+                        backoff[g] = 10 ** float(parts[n + 1])
+                except ValueError as e:
+                    raise AsrError(f"{path}:{number}: not an ARPA {n}-gram line ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise AsrError(f"{path}: cannot read language model ({e})") from None
+    if not any(len(g) == 1 for g in prob):
+        raise AsrError(f"{path}: no unigrams found (not an ARPA file?)")
+    prob.setdefault((UNK,), 1e-100)
+    vocab = sorted(g[0] for g in prob if len(g) == 1)
+    return NgramModel(order, vocab, prob, backoff, discounts=[])
 
 
 def read_arpa_words(path: str | Path) -> list[str]:

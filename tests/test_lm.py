@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from asr.lm import BOS, EOS, UNK, discounts_for, estimate, write_arpa
+from asr.errors import AsrError
+from asr.lm import BOS, EOS, UNK, discounts_for, estimate, read_arpa as load_arpa, write_arpa
 
 
 def test_discounts_follow_chen_goodman():
@@ -123,6 +124,31 @@ def test_arpa_file_gives_the_same_probabilities(tmp_path):
             p = arpa_probability(entries, w, h)
             assert p == pytest.approx(model.probability(w, h), rel=1e-5)
             assert math.isfinite(math.log10(p))
+
+
+def test_reading_an_arpa_file_back_gives_the_estimated_model(tmp_path):
+    model = estimate(corpus(seed=5), 3)
+    write_arpa(model, tmp_path / "lm.arpa")
+    back = load_arpa(tmp_path / "lm.arpa")
+    assert back.order == 3 and sorted(back.vocab) == sorted(model.vocab)
+    for h in [(), (BOS,), (BOS, "ENTER"), ("SIX", "TWO"), ("NO", "SUCH")]:
+        for w in model.vocab + ["NEVER_SEEN"]:
+            assert back.probability(w, h) == pytest.approx(model.probability(w, h), rel=1e-5)
+    words = ["ENTER", "SIX", "NEVER_SEEN", "TWO"]
+    by_hand = sum(math.log10(model.probability(w, [BOS] + words[:i])) for i, w in enumerate(words + [EOS]))
+    assert back.sentence_log10(words) == pytest.approx(by_hand, rel=1e-5)
+    assert back.sentence_log10([]) == pytest.approx(math.log10(model.probability(EOS, [BOS])), rel=1e-5)
+
+
+def test_arpa_without_unk_and_broken_arpa_lines(tmp_path):
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-99\t<s>\n-0.3\t</s>\n-0.3\tYES\n\n\\end\\\n")
+    lm = load_arpa(arpa)
+    assert lm.probability("YES", [BOS]) == pytest.approx(10 ** -0.3)
+    assert lm.probability("NO", [BOS]) == pytest.approx(1e-100)  # no <unk>: KenLM's -100
+    arpa.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-0.3\t</s>\n-0.3 YES NO\n\\end\\\n")
+    with pytest.raises(AsrError, match=r"lm.arpa:6: not an ARPA 1-gram line"):
+        load_arpa(arpa)
 
 
 def test_rejects_empty_text():
