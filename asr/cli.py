@@ -261,8 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ensemble", help="combine models with the same tokens and features into one bundle")
     s.add_argument("models", nargs="+", metavar="MODEL", help="model bundles (at least two)")
     s.add_argument("--out", required=True, help="ensemble bundle to write")
-    s.add_argument("--combine", choices=("logprob", "prob"), default="logprob",
-                   help="per frame: mean of log-probabilities, renormalized (default), or mean of probabilities")
+    s.add_argument("--combine", choices=("sequence", "logprob", "prob"), default="sequence",
+                   help="sequence (default): each member's beam search proposes transcripts, ranked by the "
+                        "members' mean CTC log-likelihood plus LM and word scores; per frame: mean of "
+                        "log-probabilities, renormalized (logprob), or mean of probabilities (prob)")
     s.set_defaults(func=cmd_ensemble)
 
     s = sub.add_parser("evaluate", help="decode a manifest and write a WER/CER report")

@@ -81,6 +81,9 @@ class DecodeConfig:
     lm_weight: float = 1.0  # weight of the n-gram LM (beam with an LM only)
     word_score: float = 0.0  # added per emitted word (insertion score)
     n_best: int = 1
+    # Sequence ensembles (asr ensemble --combine sequence): transcripts each member's beam
+    # search proposes for the combined rescoring.
+    candidates: int = 25
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ CHOICES = {
 POSITIVE = ("features.n_mels", "features.sample_rate", "features.win_ms", "features.hop_ms", "features.n_fft",
             "model.n_layers", "model.hidden_size", "model.conv_channels", "model.subsampling_factor",
             "train.epochs", "train.max_batch_frames", "train.lr", "train.keep_checkpoints",
-            "decode.beam_size", "decode.n_best", "decode.beam_threshold", "tokenizer.vocab_size",
+            "decode.beam_size", "decode.n_best", "decode.candidates", "decode.beam_threshold", "tokenizer.vocab_size",
             "tokenizer.character_coverage")
 
 

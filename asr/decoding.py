@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ import torch
 
 from asr.atomic import write_text_atomic
 from asr.config import DecodeConfig
+from asr.lm import NgramModel, read_arpa
+from asr.model import frame_log_probs
 from asr.tokenizer import BLANK, Tokenizer
 
 UNK_WORD = "<unk>"
@@ -32,7 +35,7 @@ class GreedyDecoder:
         self.tokenizer = tokenizer
 
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[Hypothesis]:
-        best, best_ids = log_probs.max(dim=-1)  # (B, T, V) -> (B, T)
+        best, best_ids = frame_log_probs(log_probs).max(dim=-1)  # (B, T, V) -> (B, T)
         hyps = []
         for b in range(log_probs.shape[0]):
             n = int(lens[b])
@@ -98,7 +101,7 @@ class BeamSearchDecoder:
 
     def n_best(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[Hypothesis]]:
         """The n best hypotheses of each utterance, best first."""
-        log_probs, lens = log_probs.float().cpu(), lens.cpu()
+        log_probs, lens = frame_log_probs(log_probs).float().cpu(), lens.cpu()
         if self.lexicon_based and self.tokenizer.separator is not None:
             log_probs, lens = self._close_last_word(log_probs, lens)
         results = self._decoder(log_probs.contiguous(), lens.to(torch.int32))
@@ -133,6 +136,74 @@ class BeamSearchDecoder:
         tokens = [t for t, _ in keep]
         text = " ".join(h.words) if self.lexicon_based else self.tokenizer.decode(tokens)
         return Hypothesis(text=text, tokens=tokens, score=float(h.score), timesteps=[s for _, s in keep])
+
+
+class SequenceEnsembleDecoder:
+    """Beam search for a sequence ensemble (EnsembleModel with combine "sequence", whose
+    output is (B, T', K, V)): the members are combined per transcript, not per frame.
+
+    Each member's beam search (`beam`: the lexicon, LM and settings a single model would
+    use) proposes its `cfg.candidates` best transcripts. Every transcript of the union is
+    scored by the mean over the members of its CTC log-likelihood (all alignments summed),
+    plus lm_weight times its log10 LM probability and word_score per word: the units of the
+    beam search itself, where flashlight adds lm_weight times KenLM's log10 scores. Models
+    trained from different seeds agree on what was said far more than on the frame each
+    CTC spike falls on; per-frame averaging ("logprob", "prob") blurs the spikes, while
+    sequence likelihoods do not depend on where they fall.
+
+    The winners keep the tokens and timesteps of the member that proposed them first.
+    """
+
+    def __init__(self, beam: BeamSearchDecoder, cfg: DecodeConfig, lm: NgramModel | None = None):
+        self.beam = beam
+        self.cfg = cfg
+        self.lm = lm
+        self.tokenizer = beam.tokenizer
+
+    def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[Hypothesis]:
+        return [group[0] for group in self.n_best(log_probs, lens)]
+
+    def n_best(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[Hypothesis]]:
+        """The cfg.n_best best transcripts of each utterance, best first."""
+        if log_probs.dim() != 4:
+            raise ValueError("a sequence ensemble's decoder needs (B, T, K, V) member outputs")
+        out = []
+        for b, n in enumerate(lens.tolist()):
+            members = log_probs[b, :n].float().cpu().unbind(dim=1)  # (T', K, V) -> K x (T', V)
+            proposed: dict[str, Hypothesis] = {}
+            for lp in members:
+                for h in self.beam.n_best(lp.unsqueeze(0), torch.tensor([n]))[0]:
+                    proposed.setdefault(h.text, h)
+            texts = list(proposed)
+            acoustic = torch.stack([self.ctc_log_likelihoods(lp, texts) for lp in members]).mean(0)
+            scored = [
+                dataclasses.replace(proposed[text], score=float(ac) + self.text_score(text))
+                for text, ac in zip(texts, acoustic)
+            ]
+            scored.sort(key=lambda h: h.score, reverse=True)
+            out.append(scored[: self.cfg.n_best])
+        return out
+
+    def text_score(self, text: str) -> float:
+        """lm_weight * log10 p_LM(text) + word_score * words."""
+        words = text.split()
+        lm = self.cfg.lm_weight * self.lm.sentence_log10(words) if self.lm is not None else 0.0
+        return lm + self.cfg.word_score * len(words)
+
+    def ctc_log_likelihoods(self, log_probs: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """log p(text | x) of each text under one member's (T', V) outputs, summed over all
+        CTC alignments (-inf where the text cannot fit the frames)."""
+        targets = [self.tokenizer.encode(t, skip_unknown=True) for t in texts]
+        c, t = len(texts), log_probs.shape[0]
+        loss = torch.nn.functional.ctc_loss(
+            log_probs.unsqueeze(1).expand(t, c, log_probs.shape[1]),  # (T', V) -> (T', C, V)
+            torch.tensor([i for ids in targets for i in ids], dtype=torch.long),
+            torch.full((c,), t, dtype=torch.long),
+            torch.tensor([len(ids) for ids in targets], dtype=torch.long),
+            blank=self.tokenizer.blank_id,
+            reduction="none",
+        )
+        return -loss
 
 
 @contextmanager
@@ -172,9 +243,15 @@ def make_decoder(
     tokenizer: Tokenizer,
     lexicon: str | Path | None = None,
     lm: str | Path | None = None,
-) -> GreedyDecoder | BeamSearchDecoder:
+    sequence_ensemble: bool = False,
+) -> GreedyDecoder | BeamSearchDecoder | SequenceEnsembleDecoder:
+    """The decoder cfg.method names; `sequence_ensemble`: for the (B, T', K, V) outputs of an
+    EnsembleModel with combine "sequence" (greedy decoding combines them per frame)."""
     if cfg.method == "greedy":
         return GreedyDecoder(tokenizer)
+    if cfg.method == "beam" and sequence_ensemble:
+        beam = BeamSearchDecoder(tokenizer, dataclasses.replace(cfg, n_best=max(cfg.candidates, cfg.n_best)), lexicon, lm)
+        return SequenceEnsembleDecoder(beam, cfg, read_arpa(lm) if lm is not None else None)
     if cfg.method == "beam":
         return BeamSearchDecoder(tokenizer, cfg, lexicon, lm)
     raise ValueError(f"unknown decoding method {cfg.method!r} (available: greedy, beam)")

@@ -1,11 +1,17 @@
 """Model ensembles: several acoustic models decoded as one.
 
-Models trained with different seeds (or sizes) make partly different errors; combining
-their per-frame token distributions before decoding removes many of them. CTC models agree
-well enough on where tokens fall to be combined frame by frame when they share the tokens,
-the features and the frame rate, which `ensemble_bundle` checks. The result is a bundle
-like any other (asr/checkpoint.py): tune it with `asr tune`, then `asr evaluate` and
-`asr transcribe` use it, at the cost of running every member.
+Models trained with different seeds (or sizes) make partly different errors. Two ways of
+combining them (asr.model.EnsembleModel):
+- "sequence" (the default): each member's beam search proposes transcripts, and the one
+  with the best mean CTC log-likelihood over the members, plus LM and word scores, wins
+  (asr.decoding.SequenceEnsembleDecoder). Greedy decoding combines frames as "logprob".
+- "logprob" / "prob": per-frame combination of the token distributions, then one search.
+  CTC models trained from different seeds put their spikes on different frames, which the
+  per-frame average blurs: on AN4 it gained nothing over single models, where the sequence
+  combination did (recipes/an4/RESULTS.md).
+Members share the tokens, the features and the frame rate, which `ensemble_bundle` checks.
+The result is a bundle like any other (asr/checkpoint.py): tune it with `asr tune`, then
+`asr evaluate` and `asr transcribe` use it, at the cost of running every member.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from asr.errors import AsrError
 from asr.model import COMBINE_RULES, EnsembleModel, count_parameters
 
 
-def ensemble_bundle(paths: Sequence[str | Path], combine: str = "logprob") -> Bundle:
+def ensemble_bundle(paths: Sequence[str | Path], combine: str = "sequence") -> Bundle:
     """One bundle of the models in `paths` (plain bundles; their decode settings, LM and
     lexicon are dropped: the ensemble is tuned on its own)."""
     if len(paths) < 2:

@@ -16,7 +16,7 @@ from asr.decoding import Hypothesis, make_decoder, write_lexicon
 from asr.errors import AsrError, first_line
 from asr.lm import read_arpa_words
 from asr.manifest import Utterance
-from asr.model import AcousticModel, ctc_loss_sum
+from asr.model import AcousticModel, ctc_loss_sum, is_sequence_ensemble
 from asr.report import write_report
 from asr.scoring import Summary, score
 
@@ -79,7 +79,7 @@ def bundle_decoder(
             raise AsrError(f"{path}: no such {what} file")
     with tempfile.TemporaryDirectory() as tmp:
         if lexicon_free:
-            return make_decoder(cfg, bundle.tokenizer)
+            return make_decoder(cfg, bundle.tokenizer, sequence_ensemble=is_sequence_ensemble(bundle.model))
         if lm is None and bundle.lm_arpa:
             lm = Path(tmp) / "lm.arpa"
             lm.write_text(bundle.lm_arpa, encoding="utf-8")
@@ -91,7 +91,7 @@ def bundle_decoder(
             if write_lexicon(read_arpa_words(lm), lexicon, bundle.tokenizer) == 0:
                 raise AsrError(f"{lm}: none of its words can be spelled with the model's tokens")
         try:
-            return make_decoder(cfg, bundle.tokenizer, lexicon, lm)  # reads the files now
+            return make_decoder(cfg, bundle.tokenizer, lexicon, lm, is_sequence_ensemble(bundle.model))  # reads the files now
         except (RuntimeError, ValueError) as e:
             raise AsrError(f"cannot set up beam search with lexicon {lexicon} and LM {lm} ({first_line(e)})") from None
 

@@ -157,8 +157,28 @@ def init_forget_bias(lstm: nn.LSTM, value: float) -> None:
                 p[h : 2 * h] = value / 2
 
 
+def is_sequence_ensemble(model: nn.Module) -> bool:
+    """Whether the model gives its members' outputs side by side, (B, T', K, V)."""
+    return isinstance(model, EnsembleModel) and model.combine == "sequence"
+
+
+def frame_log_probs(log_probs: torch.Tensor) -> torch.Tensor:
+    """Per-frame token log-probabilities (B, T', V): a sequence ensemble's side-by-side
+    member outputs (B, T', K, V) combined as the "logprob" rule does; others as they are."""
+    if log_probs.dim() == 4:
+        return log_probs.mean(dim=2).log_softmax(dim=-1)
+    return log_probs
+
+
 def ctc_loss_sum(log_probs, out_lens, targets, target_lens) -> torch.Tensor:
-    """Summed CTC loss of a batch (impossible alignments count as zero, not infinity)."""
+    """Summed CTC loss of a batch (impossible alignments count as zero, not infinity).
+
+    For a sequence ensemble's (B, T', K, V) outputs: the mean of the members' losses, the
+    negated log-likelihood the sequence combination ranks hypotheses by.
+    """
+    if log_probs.dim() == 4:
+        members = log_probs.unbind(dim=2)
+        return sum(ctc_loss_sum(m, out_lens, targets, target_lens) for m in members) / len(members)
     return torch.nn.functional.ctc_loss(
         log_probs.transpose(0, 1),  # (B, T, V) -> (T, B, V)
         targets,
@@ -174,7 +194,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-COMBINE_RULES = ("logprob", "prob")
+COMBINE_RULES = ("logprob", "prob", "sequence")
 
 
 class EnsembleModel(nn.Module):
@@ -183,8 +203,11 @@ class EnsembleModel(nn.Module):
 
     It takes features before global normalization: each member normalizes them with its own
     training statistics (`means[i]`, `stds[i]`). Combination rules:
-      "logprob": mean of the members' log-probabilities, renormalized (a product of experts);
-      "prob":    mean of the probabilities (a mixture).
+      "logprob":  mean of the members' log-probabilities, renormalized (a product of experts);
+      "prob":     mean of the probabilities (a mixture);
+      "sequence": no per-frame combination: the members' log-probabilities side by side,
+                  (B, T', K, V), for the decoder to combine per hypothesis
+                  (asr.decoding.SequenceEnsembleDecoder; frame_log_probs for a per-frame view).
     """
 
     def __init__(self, members: list[AcousticModel], means: torch.Tensor, stds: torch.Tensor, combine: str,
@@ -220,6 +243,8 @@ class EnsembleModel(nn.Module):
                 raise ValueError("ensemble members give different numbers of output frames")
             outs.append(log_probs)
             lens = out_lens
+        if self.combine == "sequence":
+            return torch.stack(outs, dim=2), lens  # K x (B, T', V) -> (B, T', K, V)
         stacked = torch.stack(outs)  # (K, B, T', V)
         if self.combine == "logprob":
             return stacked.mean(0).log_softmax(dim=-1), lens

@@ -15,6 +15,7 @@ from asr.checkpoint import Bundle
 from asr.decoding import Hypothesis
 from asr.errors import AsrError
 from asr.data import features_of
+from asr.model import frame_log_probs
 
 MODEL_ENV_VAR = "ASR_MODEL"
 # Where recipes/an4/run.sh leaves its models, relative to the repository root: the one
@@ -69,7 +70,7 @@ def transcribe_file(
     log_probs, out_lens = model(feats.unsqueeze(0).to(device), lens)  # (1, T, F) -> (1, T', V)
     log_probs, out_lens = log_probs.cpu(), out_lens.cpu()
     hyp = decoder(log_probs, out_lens)[0]
-    words = align_words(log_probs[0], hyp.text, bundle.tokenizer, frame_seconds(bundle)) if timestamps else []
+    words = align_words(frame_log_probs(log_probs)[0], hyp.text, bundle.tokenizer, frame_seconds(bundle)) if timestamps else []
     return Transcript(str(path), len(wave) / feat_cfg.sample_rate, hyp, words)
 
 

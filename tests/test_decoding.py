@@ -148,3 +148,89 @@ def test_decoders_join_pieces_into_words(unit, tmp_path):
                         lm=tmp_path / "lm.arpa")
     hyp = beam(lp, lens)[0]
     assert hyp.text == text and hyp.tokens == greedy.tokens and hyp.timesteps == greedy.timesteps
+
+
+def brute_force_ctc_log_likelihood(lp, target, blank=0):
+    """log sum over every frame path that collapses to `target` (exponential: tiny inputs only)."""
+    import itertools
+
+    total = -math.inf
+    for path in itertools.product(range(lp.shape[1]), repeat=lp.shape[0]):
+        collapsed = [t for i, t in enumerate(path) if t != blank and (i == 0 or t != path[i - 1])]
+        if collapsed == list(target):
+            total = float(torch.logaddexp(torch.tensor(total), lp[range(len(path)), list(path)].sum()))
+    return total
+
+
+def sequence_decoder(cfg, lexicon=None, lm=None):
+    return make_decoder(cfg, TOK, lexicon=lexicon, lm=lm, sequence_ensemble=True)
+
+
+def test_sequence_ensemble_scores_transcripts_by_summing_all_alignments():
+    torch.manual_seed(0)
+    lp = torch.randn(5, 5).log_softmax(-1)
+    dec = sequence_decoder(DecodeConfig(method="beam"))
+    texts = ["A", "AB", "A B", "", "AAB"]
+    got = dec.ctc_log_likelihoods(lp, texts)
+    want = [brute_force_ctc_log_likelihood(lp, TOK.encode(t)) for t in texts]
+    torch.testing.assert_close(got, torch.tensor(want), rtol=1e-4, atol=1e-4)
+    assert dec.ctc_log_likelihoods(lp[:2], ["ABC"])[0] == -math.inf  # 3 tokens cannot fit 2 frames
+
+
+def test_sequence_ensemble_picks_what_the_members_agree_on_despite_shifted_spikes():
+    # Member 1 says "AB" but is unsure of B/C; member 2 puts its spikes two frames later and
+    # is sure of "AC". Each alone decodes its own text; together they choose "AC".
+    a, b, c = (TOK.tokens.index(x) for x in "ABC")
+    m1 = log_probs_from_path([a, 0, b, 0, 0, 0, 0])
+    m1[2, b], m1[2, c] = math.log(0.5), math.log(0.45)
+    m2 = log_probs_from_path([0, 0, a, 0, c, 0, 0], p=0.95)
+    both = torch.stack([m1, m2], dim=1).unsqueeze(0)  # (1, T, K=2, V)
+    lens = torch.tensor([7])
+    cfg = DecodeConfig(method="beam", beam_size=10, candidates=5, n_best=2, word_score=0.5)
+    dec = sequence_decoder(cfg)
+    assert dec.beam(m1.unsqueeze(0), lens)[0].text == "AB"
+    assert dec.beam(m2.unsqueeze(0), lens)[0].text == "AC"
+    best = dec.n_best(both, lens)[0]
+    assert [h.text for h in best] == ["AC", "AB"]
+    for h in best:  # the mean of the members' log-likelihoods, plus the word score
+        want = (dec.ctc_log_likelihoods(m1, [h.text]) + dec.ctc_log_likelihoods(m2, [h.text])) / 2 + 0.5
+        assert h.score == pytest.approx(float(want[0]), rel=1e-5)
+    assert dec(both, lens)[0].text == "AC"
+    with pytest.raises(ValueError, match=r"\(B, T, K, V\)"):
+        dec(m1.unsqueeze(0), lens)
+
+
+def test_sequence_ensemble_adds_the_lm_in_log10_as_the_beam_search_does(tmp_path):
+    from asr.decoding import write_lexicon
+    from asr.lm import estimate, write_arpa
+
+    write_lexicon(["AB", "BA"], tmp_path / "lex.txt", TOK)
+    lm_model = estimate([["BA"]] * 20 + [["AB"]], 2)
+    write_arpa(lm_model, tmp_path / "lm.arpa")
+    a, b = TOK.tokens.index("A"), TOK.tokens.index("B")
+    lp = log_probs_from_path([a, 0, b, 1])  # "AB", clearly
+    lp[0, a] = lp[0, b] = lp[2, a] = lp[2, b] = math.log(0.45)  # ... or "BA", as likely
+    both = torch.stack([lp, lp], dim=1).unsqueeze(0)
+    lens = torch.tensor([4])
+    for weight, want in ((0.0, None), (2.0, "BA")):
+        cfg = DecodeConfig(method="beam", beam_size=20, candidates=4, n_best=2, lm_weight=weight, word_score=-1.0)
+        dec = sequence_decoder(cfg, lexicon=tmp_path / "lex.txt", lm=tmp_path / "lm.arpa")
+        best = dec.n_best(both, lens)[0]
+        assert {h.text for h in best} == {"AB", "BA"}
+        for h in best:
+            lm = weight * sum(math.log10(lm_model.probability(w, h_)) for w, h_ in
+                              zip(h.text.split() + ["</s>"], [["<s>"], ["<s>", h.text]]))
+            assert dec.text_score(h.text) == pytest.approx(lm - 1.0, rel=1e-5)
+        if want:
+            assert best[0].text == want
+
+
+def test_greedy_decoding_of_a_sequence_ensemble_combines_frames():
+    from asr.model import frame_log_probs
+
+    m1 = log_probs_from_path([2, 0, 3, 3])
+    m2 = log_probs_from_path([2, 2, 0, 3], p=0.6)
+    both = torch.stack([m1, m2], dim=1).unsqueeze(0)
+    combined = frame_log_probs(both)
+    torch.testing.assert_close(combined[0], ((m1 + m2) / 2).log_softmax(-1))
+    assert GreedyDecoder(TOK)(both, torch.tensor([4]))[0].text == GreedyDecoder(TOK)(combined, torch.tensor([4]))[0].text

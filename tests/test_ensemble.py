@@ -1,6 +1,7 @@
 """Model ensembles: the combination rules, the bundle format, and the checks on members."""
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -65,6 +66,30 @@ def test_two_members_are_combined_frame_by_frame():
     for out in (mix, poe):  # every frame is a distribution over the tokens
         torch.testing.assert_close(out.exp().sum(-1), torch.ones(2, out.shape[1]))
     assert not torch.allclose(mix, poe)  # the two rules are different rules
+
+
+def test_sequence_rule_gives_the_members_outputs_side_by_side():
+    from asr.model import ctc_loss_sum, frame_log_probs, is_sequence_ensemble
+
+    (_, a), (_, b) = tiny(seed=0), tiny(["model.rnn_type=gru"], seed=1)
+    sa, sb = random_stats(2), random_stats(3)
+    means, stds = torch.stack([sa.mean, sb.mean]), torch.stack([sa.std, sb.std])
+    seq = EnsembleModel([a, b], means, stds, "sequence").eval()
+    poe = EnsembleModel([a, b], means, stds, "logprob").eval()
+    assert is_sequence_ensemble(seq) and not is_sequence_ensemble(poe) and not is_sequence_ensemble(a)
+    x, lens = torch.randn(2, 50, 80), torch.tensor([50, 33])
+    with torch.no_grad():
+        out, out_lens = seq(x, lens)
+        la, _ = a(sa.normalize(x), lens)
+        lb, _ = b(sb.normalize(x), lens)
+        assert out.shape == (2, la.shape[1], 2, la.shape[2])
+        torch.testing.assert_close(out[:, :, 0], la)
+        torch.testing.assert_close(out[:, :, 1], lb)
+        torch.testing.assert_close(frame_log_probs(out), poe(x, lens)[0])
+        targets, target_lens = torch.tensor([[2, 3], [4, 0]]), torch.tensor([2, 1])
+        loss = ctc_loss_sum(out, out_lens, targets, target_lens)
+        want = (ctc_loss_sum(la, out_lens, targets, target_lens) + ctc_loss_sum(lb, out_lens, targets, target_lens)) / 2
+    torch.testing.assert_close(loss, want)
 
 
 def test_an_utterance_gets_the_same_output_alone_and_in_a_padded_batch():
@@ -144,6 +169,24 @@ def test_cli_builds_an_ensemble_that_transcribes(tmp_path, capsys):
     wav = write_tone(tmp_path / "tone.wav", seconds=0.6)
     assert main(["transcribe", "--model", str(out), "--format", "json", "--timestamps", str(wav)]) == 0
     assert '"file"' in capsys.readouterr().out
+    assert load_bundle(out).model.combine == "sequence"  # the default
+    # tuned with an LM, then evaluated: the sequence combination runs end to end
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(
+        json.dumps({"id": f"u{i}", "audio": str(write_tone(tmp_path / f"u{i}.wav", seconds=0.5 + i / 10, freq=300 + 200 * i)),
+                    "duration": 0.5 + i / 10, "text": text, "speaker": "s"}) + "\n"
+        for i, text in enumerate(["AB C", "C", "AB"])))
+    (tmp_path / "text.txt").write_text("AB C\nC\nAB AB\n")
+    assert main(["lm", "build", "--order", "2", str(tmp_path / "text.txt"), "-o", str(tmp_path / "lm.arpa")]) == 0
+    assert main(["tune", "--model", str(out), "--manifest", str(manifest), "--lm", str(tmp_path / "lm.arpa"),
+                 "--out", str(tmp_path / "e_lm.pt"), "--lm-weights", "0,1", "--word-scores", "0"]) == 0
+    tuned = load_bundle(tmp_path / "e_lm.pt")
+    assert tuned.model.combine == "sequence" and tuned.config.decode.method == "beam" and tuned.lm_arpa
+    assert main(["evaluate", "--model", str(tmp_path / "e_lm.pt"), "--manifest", str(manifest),
+                 "--out", str(tmp_path / "report")]) == 0
+    hyps = (tmp_path / "report" / "hyp.trn").read_text().splitlines()
+    assert len(hyps) == 3 and all(set(line.rsplit("(", 1)[0].split()) <= {"AB", "C"} for line in hyps)
+    capsys.readouterr()
     assert main(["ensemble", str(a), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) != 0
     assert "missing.pt: no such model file" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()

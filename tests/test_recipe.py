@@ -76,3 +76,26 @@ def test_an4_decodes_agree_with_sclite_and_sc_stats(recipe_run, capsys):
         assert ours.z == pytest.approx(theirs["z"], abs=6e-4)
     assert main(["compare", str(greedy), str(beam), "--out", str(tmp_path / "compare.txt")]) == 0
     assert capsys.readouterr().out == (tmp_path / "compare.txt").read_text()
+
+
+def test_an4_recipe_ensemble_stages(recipe_run):
+    tmp_path, cmd, env, first = recipe_run
+    assert first.returncode == 0, first.stderr[-2000:]
+    work = tmp_path / "an4"
+    bad = subprocess.run(cmd + ["--ensemble", "two"], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "--ensemble needs a number" in bad.stderr
+    run = subprocess.run(cmd + ["--ensemble", "2"], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("already done, skipping") == 6  # stages 0-5 of the single model
+    assert "seed: 2" in (work / "exp_seed2" / "config.yaml").read_text()
+    from asr.checkpoint import load_bundle
+
+    ensemble = load_bundle(work / "exp_ensemble" / "model_lm.pt")
+    assert ensemble.model.combine == "sequence" and len(ensemble.model.members) == 2
+    assert ensemble.config.decode.method == "beam" and ensemble.lm_arpa
+    for split, n in (("dev", 92), ("test", 130)):
+        summary = json.loads((work / "exp_ensemble" / f"decode_{split}_beam_lm" / "summary.json").read_text())
+        assert summary["n_sentences"] == n
+    assert f"== test, beam_lm ({work}/exp_ensemble/decode_test_beam_lm)" in run.stdout
+    again = subprocess.run(cmd + ["--ensemble", "2"], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert again.returncode == 0 and again.stdout.count("already done, skipping") == 10
