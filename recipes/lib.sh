@@ -45,24 +45,25 @@ run_stage() {
 }
 
 # evaluate_splits MODEL NAME "SPLIT..." [ARGS...]: decode WORK/manifests/SPLIT.jsonl for each
-# split into WORK/exp/decode_<split>_NAME.
+# split into decode_<split>_NAME beside the model (WORK/exp/ for WORK/exp/model.pt).
 evaluate_splits() {
   local model=$1 name=$2 splits=$3; shift 3
   local split
   for split in $splits; do
     "$asr" evaluate --model "$model" --manifest "$work/manifests/$split.jsonl" \
-      --out "$work/exp/decode_${split}_$name" "$@"
+      --out "$(dirname "$model")/decode_${split}_$name" "$@"
   done
 }
 
-# show_results "SPLIT..." "NAME...": print the summary lines of each decode that exists.
+# show_results "SPLIT..." "NAME..." [EXP]: print the summary lines of each decode that exists
+# in EXP (default WORK/exp).
 show_results() {
-  local split name
+  local split name exp=${3:-$work/exp}
   for split in $1; do
     for name in $2; do
-      if [ -f "$work/exp/decode_${split}_$name/summary.txt" ]; then
-        echo "== $split, $name ($work/exp/decode_${split}_$name)"
-        tail -n 2 "$work/exp/decode_${split}_$name/summary.txt"
+      if [ -f "$exp/decode_${split}_$name/summary.txt" ]; then
+        echo "== $split, $name ($exp/decode_${split}_$name)"
+        tail -n 2 "$exp/decode_${split}_$name/summary.txt"
       fi
     done
   done
@@ -100,6 +101,30 @@ standard_stages() {
   run_stage 4 tune "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" \
     --lm "$work/lm/3gram.arpa" --out "$exp/model_lm.pt"
   run_stage 5 evaluate_lm evaluate_splits "$exp/model_lm.pt" beam_lm "dev test"
+}
+
+# ensemble_stages N FIRST: a sequence ensemble (asr ensemble --combine sequence) of WORK/exp's
+# model and N - 1 more trained with seeds 2..N into WORK/exp_seed<k>, in stages FIRST..FIRST+3:
+#   train the other seeds (each resumes if interrupted), combine, tune on dev (same LM and
+#   grid as the single model), beam + LM evaluation of dev and test into WORK/exp_ensemble.
+ensemble_stages() {
+  local n=$1 first=$2 manifests=$work/manifests ens=$work/exp_ensemble k
+  local members=("$work/exp/model.pt")
+  for k in $(seq 2 "$n"); do members+=("$work/exp_seed$k/model.pt"); done
+  run_stage "$first" train_seeds train_seeds "$n"
+  run_stage $((first + 1)) ensemble "$asr" ensemble "${members[@]}" --combine sequence --out "$ens/model.pt"
+  run_stage $((first + 2)) tune_ensemble "$asr" tune --model "$ens/model.pt" --manifest "$manifests/dev.jsonl" \
+    --lm "$work/lm/3gram.arpa" --out "$ens/model_lm.pt"
+  run_stage $((first + 3)) evaluate_ensemble evaluate_splits "$ens/model_lm.pt" beam_lm "dev test"
+}
+
+# train_seeds N: train WORK/exp_seed2 .. WORK/exp_seedN, the recipe's model with seeds 2..N.
+train_seeds() {
+  local k
+  for k in $(seq 2 "$1"); do
+    "$asr" train --train "$work/manifests/train.jsonl" --dev "$work/manifests/dev.jsonl" \
+      --exp "$work/exp_seed$k" --config "$config" --set "train.seed=$k" --resume
+  done
 }
 
 # show_model: the recipe's model to transcribe with (tuned if stage 4 ran).

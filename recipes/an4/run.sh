@@ -2,25 +2,41 @@
 # AN4 recipe: prepare -> train -> evaluate (greedy) -> LM -> tune on dev -> evaluate (beam + LM).
 #
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage N] [--source PATH] [--work DIR] [--config YAML]
+#                           [--ensemble N]
 #
 # --source: a local an4_sphere.tar.gz or extracted folder (default: $ASR_AN4_SOURCE, else
 # CMU's archive is downloaded). Everything is written under --work (default data/an4).
 # A finished stage is skipped when run again (delete WORK/.done.<N>.<name> to redo it; a
 # stage that runs again also redoes the stages after it); an interrupted training stage
 # resumes from its last epoch checkpoint.
+#
+# --ensemble N (N >= 2): stages 6-9 also train the model with seeds 2..N (WORK/exp_seed<k>),
+# combine the N models into a sequence ensemble (WORK/exp_ensemble: each member's beam search
+# proposes transcripts, ranked by the members' mean CTC log-likelihood plus the LM), tune it
+# on dev and evaluate it. N times the training time; on AN4 three seeds bring test beam+LM
+# WER from 7.37% (mean of single models) to 6.08% (recipes/an4/RESULTS.md).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 stage=0
-stop_stage=5
+stop_stage=9  # stages 6-9 run only with --ensemble
 source=${ASR_AN4_SOURCE:-}
 work=data/an4
 config=$here/conf/train.yaml
+ensemble=1
 . "$here/../lib.sh"
-parse_recipe_args "$@"
+take_option --ensemble ensemble "$@"
+parse_recipe_args ${recipe_args[@]+"${recipe_args[@]}"}
+case $ensemble in
+  ''|*[!0-9]*) echo "an4/run.sh: --ensemble needs a number of models" >&2; exit 2 ;;
+esac
 
 # The LM sees the training transcripts only; LM weight and word score are tuned on dev.
 standard_stages an4
+if [ "$ensemble" -ge 2 ]; then
+  ensemble_stages "$ensemble" 6
+fi
 
 show_results test "greedy beam_lm"
+show_results test beam_lm "$work/exp_ensemble"
 show_model
