@@ -81,8 +81,10 @@ class DecodeConfig:
     lm_weight: float = 1.0  # weight of the n-gram LM (beam with an LM only)
     word_score: float = 0.0  # added per emitted word (insertion score)
     n_best: int = 1
-    # Sequence ensembles (asr ensemble --combine sequence): transcripts each member's beam
-    # search proposes for the combined rescoring.
+    # Re-rank the beam's `candidates` best transcripts by their CTC likelihood summed over all
+    # alignments, plus the LM and word scores (asr.decoding.RescoringDecoder). Sequence
+    # ensembles (asr ensemble --combine sequence) always do, with candidates from each member.
+    rescore: bool = False
     candidates: int = 25
 
 

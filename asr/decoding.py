@@ -138,18 +138,21 @@ class BeamSearchDecoder:
         return Hypothesis(text=text, tokens=tokens, score=float(h.score), timesteps=[s for _, s in keep])
 
 
-class SequenceEnsembleDecoder:
-    """Beam search for a sequence ensemble (EnsembleModel with combine "sequence", whose
-    output is (B, T', K, V)): the members are combined per transcript, not per frame.
+class RescoringDecoder:
+    """Beam search, then the candidates re-ranked by their exact CTC likelihood.
 
-    Each member's beam search (`beam`: the lexicon, LM and settings a single model would
-    use) proposes its `cfg.candidates` best transcripts. Every transcript of the union is
-    scored by the mean over the members of its CTC log-likelihood (all alignments summed),
-    plus lm_weight times its log10 LM probability and word_score per word: the units of the
-    beam search itself, where flashlight adds lm_weight times KenLM's log10 scores. Models
-    trained from different seeds agree on what was said far more than on the frame each
-    CTC spike falls on; per-frame averaging ("logprob", "prob") blurs the spikes, while
-    sequence likelihoods do not depend on where they fall.
+    The beam search (`beam`: lexicon, LM and settings as usual) proposes its
+    `cfg.candidates` best transcripts; each is then scored by its CTC log-likelihood summed
+    over all alignments, plus lm_weight times its log10 LM probability and word_score per
+    word: the units of the beam search itself, where flashlight adds lm_weight times KenLM's
+    log10 scores to an acoustic score that follows single alignments.
+
+    For a sequence ensemble (EnsembleModel with combine "sequence", outputs (B, T', K, V))
+    every member's beam search proposes candidates and the acoustic score of each is the
+    mean of the members' log-likelihoods. Models trained from different seeds agree on what
+    was said far more than on the frame each CTC spike falls on; per-frame averaging
+    ("logprob", "prob") blurs the spikes, sequence likelihoods do not depend on where they
+    fall. A single model's (B, T', V) outputs are one member (decode.rescore).
 
     The winners keep the tokens and timesteps of the member that proposed them first.
     """
@@ -165,8 +168,8 @@ class SequenceEnsembleDecoder:
 
     def n_best(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[Hypothesis]]:
         """The cfg.n_best best transcripts of each utterance, best first."""
-        if log_probs.dim() != 4:
-            raise ValueError("a sequence ensemble's decoder needs (B, T, K, V) member outputs")
+        if log_probs.dim() == 3:
+            log_probs = log_probs.unsqueeze(2)  # one member: (B, T', V) -> (B, T', 1, V)
         out = []
         for b, n in enumerate(lens.tolist()):
             members = log_probs[b, :n].float().cpu().unbind(dim=1)  # (T', K, V) -> K x (T', V)
@@ -244,14 +247,15 @@ def make_decoder(
     lexicon: str | Path | None = None,
     lm: str | Path | None = None,
     sequence_ensemble: bool = False,
-) -> GreedyDecoder | BeamSearchDecoder | SequenceEnsembleDecoder:
-    """The decoder cfg.method names; `sequence_ensemble`: for the (B, T', K, V) outputs of an
-    EnsembleModel with combine "sequence" (greedy decoding combines them per frame)."""
+) -> GreedyDecoder | BeamSearchDecoder | RescoringDecoder:
+    """The decoder cfg.method names. Beam search re-ranks its candidates (RescoringDecoder)
+    when cfg.rescore is set, and always for `sequence_ensemble` models, whose (B, T', K, V)
+    outputs only the rescoring combines per transcript (greedy combines them per frame)."""
     if cfg.method == "greedy":
         return GreedyDecoder(tokenizer)
-    if cfg.method == "beam" and sequence_ensemble:
+    if cfg.method == "beam" and (cfg.rescore or sequence_ensemble):
         beam = BeamSearchDecoder(tokenizer, dataclasses.replace(cfg, n_best=max(cfg.candidates, cfg.n_best)), lexicon, lm)
-        return SequenceEnsembleDecoder(beam, cfg, read_arpa(lm) if lm is not None else None)
+        return RescoringDecoder(beam, cfg, read_arpa(lm) if lm is not None else None)
     if cfg.method == "beam":
         return BeamSearchDecoder(tokenizer, cfg, lexicon, lm)
     raise ValueError(f"unknown decoding method {cfg.method!r} (available: greedy, beam)")

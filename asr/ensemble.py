@@ -4,7 +4,7 @@ Models trained with different seeds (or sizes) make partly different errors. Two
 combining them (asr.model.EnsembleModel):
 - "sequence" (the default): each member's beam search proposes transcripts, and the one
   with the best mean CTC log-likelihood over the members, plus LM and word scores, wins
-  (asr.decoding.SequenceEnsembleDecoder). Greedy decoding combines frames as "logprob".
+  (asr.decoding.RescoringDecoder). Greedy decoding combines frames as "logprob".
 - "logprob" / "prob": per-frame combination of the token distributions, then one search.
   CTC models trained from different seeds put their spikes on different frames, which the
   per-frame average blurs: on AN4 it gained nothing over single models, where the sequence

@@ -207,7 +207,7 @@ class EnsembleModel(nn.Module):
       "prob":     mean of the probabilities (a mixture);
       "sequence": no per-frame combination: the members' log-probabilities side by side,
                   (B, T', K, V), for the decoder to combine per hypothesis
-                  (asr.decoding.SequenceEnsembleDecoder; frame_log_probs for a per-frame view).
+                  (asr.decoding.RescoringDecoder; frame_log_probs for a per-frame view).
     """
 
     def __init__(self, members: list[AcousticModel], means: torch.Tensor, stds: torch.Tensor, combine: str,

@@ -18,6 +18,7 @@ from asr.checkpoint import load_bundle
 from asr.data import SpeechDataset
 from asr.evaluate import bundle_decoder, compute_emissions, decode_emissions, score_hypotheses
 from asr.manifest import read_manifest
+from asr.model import is_sequence_ensemble
 from asr.transcribe import transcribe_file
 
 
@@ -38,7 +39,8 @@ def main():
         beam_cfg = dataclasses.replace(beam_cfg, beam_size=a.beam_size)
     methods = [("greedy", dataclasses.replace(beam_cfg, method="greedy"))]
     if bundle.lm_arpa:
-        methods.append((f"beam {beam_cfg.beam_size} + LM", dataclasses.replace(beam_cfg, method="beam")))
+        rescored = " + rescoring" if beam_cfg.rescore or is_sequence_ensemble(bundle.model) else ""
+        methods.append((f"beam {beam_cfg.beam_size} + LM{rescored}", dataclasses.replace(beam_cfg, method="beam")))
     print(f"{len(utts)} utterances, {audio:.1f}s of audio, {a.threads} threads")
     for name, cfg in methods:
         decoder = bundle_decoder(bundle, cfg=cfg)
@@ -54,7 +56,7 @@ def main():
         for u in utts:
             transcribe_file(bundle, decoder, u.audio, device)
         single_s = time.perf_counter() - t0
-        print(f"{name:>16}: WER {wer:5.2f}%  RTF batched {batch_s / audio:.4f} ({batch_s:.2f}s)  "
+        print(f"{name:>28}: WER {wer:5.2f}%  RTF batched {batch_s / audio:.4f} ({batch_s:.2f}s)  "
               f"RTF one file at a time {single_s / audio:.4f} ({single_s:.2f}s)")
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -196,8 +197,6 @@ def test_sequence_ensemble_picks_what_the_members_agree_on_despite_shifted_spike
         want = (dec.ctc_log_likelihoods(m1, [h.text]) + dec.ctc_log_likelihoods(m2, [h.text])) / 2 + 0.5
         assert h.score == pytest.approx(float(want[0]), rel=1e-5)
     assert dec(both, lens)[0].text == "AC"
-    with pytest.raises(ValueError, match=r"\(B, T, K, V\)"):
-        dec(m1.unsqueeze(0), lens)
 
 
 def test_sequence_ensemble_adds_the_lm_in_log10_as_the_beam_search_does(tmp_path):
@@ -223,6 +222,24 @@ def test_sequence_ensemble_adds_the_lm_in_log10_as_the_beam_search_does(tmp_path
             assert dec.text_score(h.text) == pytest.approx(lm - 1.0, rel=1e-5)
         if want:
             assert best[0].text == want
+
+
+def test_rescoring_a_single_models_beam_by_its_exact_likelihood(tmp_path):
+    from asr.decoding import BeamSearchDecoder, RescoringDecoder
+
+    torch.manual_seed(1)
+    lp = (torch.randn(1, 6, 5) * 2).log_softmax(-1)
+    lens = torch.tensor([6])
+    cfg = DecodeConfig(method="beam", beam_size=8, candidates=6, n_best=6, rescore=True, word_score=0.3)
+    dec = make_decoder(cfg, TOK)
+    assert isinstance(dec, RescoringDecoder) and isinstance(make_decoder(dataclasses.replace(cfg, rescore=False), TOK), BeamSearchDecoder)
+    got = dec.n_best(lp, lens)[0]
+    texts = [h.text for h in dec.beam.n_best(lp, lens)[0]]
+    assert sorted(h.text for h in got) == sorted(texts)  # the beam's candidates, re-ranked
+    want = {t: brute_force_ctc_log_likelihood(lp[0], TOK.encode(t)) + 0.3 * len(t.split()) for t in texts}
+    assert [h.text for h in got] == sorted(texts, key=want.get, reverse=True)
+    for h in got:
+        assert h.score == pytest.approx(want[h.text], rel=1e-4)
 
 
 def test_greedy_decoding_of_a_sequence_ensemble_combines_frames():
