@@ -112,13 +112,14 @@ RESUMABLE_CHANGES = ("train.epochs", "train.keep_checkpoints", "train.num_worker
 
 
 def resume_config(saved: RunConfig, requested: RunConfig, ckpt: Path) -> RunConfig:
-    """The config to resume with: the saved one, with the changes a resumed run allows."""
+    """The config to resume with: the saved one, with the changes a resumed run allows (and
+    the requested decode settings, which training does not use)."""
     changed = config_differences(saved, requested)
-    fixed = [c for c in changed if c.split(":")[0] not in RESUMABLE_CHANGES]
+    fixed = [c for c in changed if c.split(":")[0] not in RESUMABLE_CHANGES and not c.startswith("decode.")]
     if fixed:
         raise AsrError(f"{ckpt}: was trained with a different config ({'; '.join(fixed[:4])}); "
                        "resume with the same config, or train into a new --exp folder")
-    return dataclasses.replace(saved, train=dataclasses.replace(
+    return dataclasses.replace(saved, decode=requested.decode, train=dataclasses.replace(
         saved.train, **{name.split(".")[1]: getattr(requested.train, name.split(".")[1]) for name in RESUMABLE_CHANGES}
     ))
 

@@ -62,9 +62,12 @@ def test_resume_may_add_epochs_but_not_change_the_model(an4_prepared, tmp_path):
     with pytest.raises(AsrError, match=r"different config \(model.hidden_size"):
         train(load_config(None, TINY + ["train.epochs=1", "model.hidden_size=24"]), utts, utts[:2], tmp_path,
               resume=True, **quiet)
-    train(load_config(None, TINY + ["train.epochs=2"]), utts, utts[:2], tmp_path, resume=True, **quiet)
+    # decode settings (unused in training) may change too: the bundle carries the new ones
+    train(load_config(None, TINY + ["train.epochs=2", "decode.rescore=true"]), utts, utts[:2], tmp_path,
+          resume=True, **quiet)
     state = torch.load(tmp_path / "checkpoints" / "epoch-2.pt", weights_only=True)
     assert state["epoch"] == 2 and state["config"]["train"]["epochs"] == 2
+    assert state["config"]["decode"]["rescore"] is True
 
 
 def test_speaker_mean_norm_trains_and_decodes(an4_prepared, tmp_path):
