@@ -187,6 +187,9 @@ def test_cli_builds_an_ensemble_that_transcribes(tmp_path, capsys):
     hyps = (tmp_path / "report" / "hyp.trn").read_text().splitlines()
     assert len(hyps) == 3 and all(set(line.rsplit("(", 1)[0].split()) <= {"AB", "C"} for line in hyps)
     capsys.readouterr()
+    assert main(["transcribe", "--model", str(tmp_path / "e_lm.pt"), "--format", "json", "--timestamps", str(wav)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert set(record["text"].split()) <= {"AB", "C"} and len(record.get("words", [])) == len(record["text"].split())
     assert main(["ensemble", str(a), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) != 0
     assert "missing.pt: no such model file" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
