@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from contextlib import contextmanager
@@ -209,6 +210,21 @@ class RescoringDecoder:
         return -loss
 
 
+def _rescoring_lm(path: str | Path) -> NgramModel:
+    """The ARPA file as an NgramModel, read once per file version (asr tune builds a decoder
+    for every grid point)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return read_arpa(path)  # which reports the file
+    return _read_arpa_version(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_arpa_version(path: str, mtime_ns: int, size: int) -> NgramModel:
+    return read_arpa(path)
+
+
 @contextmanager
 def _quiet_stderr():
     """Send file descriptor 2 to /dev/null for the block (C++ libraries write there directly)."""
@@ -255,7 +271,7 @@ def make_decoder(
         return GreedyDecoder(tokenizer)
     if cfg.method == "beam" and (cfg.rescore or sequence_ensemble):
         beam = BeamSearchDecoder(tokenizer, dataclasses.replace(cfg, n_best=max(cfg.candidates, cfg.n_best)), lexicon, lm)
-        return RescoringDecoder(beam, cfg, read_arpa(lm) if lm is not None else None)
+        return RescoringDecoder(beam, cfg, _rescoring_lm(lm) if lm is not None else None)
     if cfg.method == "beam":
         return BeamSearchDecoder(tokenizer, cfg, lexicon, lm)
     raise ValueError(f"unknown decoding method {cfg.method!r} (available: greedy, beam)")
