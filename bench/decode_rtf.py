@@ -15,10 +15,10 @@ import time
 import torch
 
 from asr.checkpoint import load_bundle
+from asr.decoding import RescoringDecoder
 from asr.data import SpeechDataset
 from asr.evaluate import bundle_decoder, compute_emissions, decode_emissions, score_hypotheses
 from asr.manifest import read_manifest
-from asr.model import is_sequence_ensemble
 from asr.transcribe import transcribe_file
 
 
@@ -39,11 +39,12 @@ def main():
         beam_cfg = dataclasses.replace(beam_cfg, beam_size=a.beam_size)
     methods = [("greedy", dataclasses.replace(beam_cfg, method="greedy"))]
     if bundle.lm_arpa:
-        rescored = " + rescoring" if beam_cfg.rescore or is_sequence_ensemble(bundle.model) else ""
-        methods.append((f"beam {beam_cfg.beam_size} + LM{rescored}", dataclasses.replace(beam_cfg, method="beam")))
+        methods.append((f"beam {beam_cfg.beam_size} + LM", dataclasses.replace(beam_cfg, method="beam")))
     print(f"{len(utts)} utterances, {audio:.1f}s of audio, {a.threads} threads")
     for name, cfg in methods:
         decoder = bundle_decoder(bundle, cfg=cfg)
+        if isinstance(decoder, RescoringDecoder):
+            name += " + rescoring"
         t0 = time.perf_counter()
         # Built inside the timing: with features.mean_norm "speaker" it first reads every
         # utterance once for the speaker means.
