@@ -70,7 +70,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.checkpoint import load_bundle
-    from asr.evaluate import decode_manifest, write_evaluation
+    from asr.evaluate import decode_manifest, oov_line, write_evaluation
     from asr.manifest import read_manifest
     from asr.train import pick_device
 
@@ -85,6 +85,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     t2 = time.time()
     audio = sum(u.duration for u in utts)
     print(summary.table(f"{args.manifest} ({len(utts)} utterances, {audio:.0f}s of audio)"), end="")
+    if "oov" in info:
+        print(oov_line(info["oov"]))
     print(f"decoding took {t1 - t0:.1f}s (real-time factor {(t1 - t0) / audio:.4f}), the report {t2 - t1:.1f}s; "
           f"report in {args.out} (report.html, summary.md)")
     return 0

@@ -32,6 +32,8 @@ class Hypothesis:
 class GreedyDecoder:
     """Best path: argmax per frame, merge repeats, drop blanks."""
 
+    vocabulary = None  # open vocabulary: any word the tokens spell
+
     def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer
 
@@ -82,6 +84,8 @@ class BeamSearchDecoder:
             raise ValueError("a word LM needs a lexicon")
         self.tokenizer = tokenizer
         self.lexicon_based = lexicon is not None
+        # The only words a lexicon search can output (None: open vocabulary).
+        self.vocabulary = lexicon_words(lexicon) if lexicon is not None else None
         with _quiet_stderr():  # KenLM reports its loading progress on the C stderr
             self._decoder = ctc_decoder(
                 lexicon=str(lexicon) if lexicon else None,
@@ -163,6 +167,7 @@ class RescoringDecoder:
         self.cfg = cfg
         self.lm = lm
         self.tokenizer = beam.tokenizer
+        self.vocabulary = beam.vocabulary
 
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[Hypothesis]:
         return [group[0] for group in self.n_best(log_probs, lens)]
@@ -255,6 +260,12 @@ def write_lexicon(words: list[str], path: str | Path, tokenizer: Tokenizer) -> i
             lines.append(f"{w} {' '.join(spelling)}\n")
     write_text_atomic(path, "".join(lines))
     return len(lines)
+
+
+def lexicon_words(path: str | Path) -> frozenset[str]:
+    """The words of a lexicon file (`WORD t o k e n s` per line; a word may have several)."""
+    with open(path, encoding="utf-8") as f:
+        return frozenset(line.split(maxsplit=1)[0] for line in f if line.strip())
 
 
 def make_decoder(

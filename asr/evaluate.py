@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import torch
@@ -117,7 +118,27 @@ def decode_manifest(
     hyps, loss = decode_dataset(model, dataset, decoder, device)
     info = {"ctc_loss_per_utt": loss, "decode": to_dict(bundle.config.decode),
             "lm": str(lm) if lm else ("bundle" if bundle.lm_arpa else None)}
+    if decoder.vocabulary is not None:
+        info["oov"] = out_of_vocabulary([u.text for u in utts], decoder.vocabulary)
     return hyps, info
+
+
+def out_of_vocabulary(texts: Sequence[str], vocabulary: Collection[str]) -> dict:
+    """Reference words a closed-vocabulary (lexicon) search cannot output: each one is at
+    least one error, whatever the acoustic model does."""
+    words = [w for text in texts for w in text.split()]
+    missing = Counter(w for w in words if w not in vocabulary)
+    n = sum(missing.values())
+    return {"ref_words": len(words), "oov_words": n, "oov_rate": round(100 * n / max(len(words), 1), 2),
+            "oov_types": sorted(missing)}
+
+
+def oov_line(oov: dict, max_types: int = 10) -> str:
+    """One line for the terminal: how many reference words are outside the lexicon, and which."""
+    types = oov["oov_types"]
+    shown = " ".join(types[:max_types]) + (f" (+{len(types) - max_types} more)" if len(types) > max_types else "")
+    return (f"reference words outside the decoder's lexicon: {oov['oov_words']} of {oov['ref_words']} "
+            f"({oov['oov_rate']:.2f}%)" + (f": {shown}" if types else ""))
 
 
 def write_evaluation(out_dir: str | Path, utts: Sequence[Utterance], hyps: dict[str, Hypothesis],

@@ -100,6 +100,27 @@ def test_lexicon_restricts_words_and_lm_breaks_ties(tmp_path):
     assert best[0].score >= best[1].score
 
 
+def test_a_lexicon_search_knows_its_vocabulary_and_evaluation_counts_what_it_misses(tmp_path):
+    from asr.decoding import write_lexicon
+    from asr.evaluate import oov_line, out_of_vocabulary
+
+    write_lexicon(["AB", "BA", "C"], tmp_path / "lex.txt", TOK)
+    with (tmp_path / "lex.txt").open("a") as f:
+        f.write("AB A | B |\n")  # a second spelling of a word already there
+    cfg = DecodeConfig(method="beam", beam_size=4)
+    assert make_decoder(cfg, TOK, lexicon=tmp_path / "lex.txt").vocabulary == {"AB", "BA", "C"}
+    rescoring = make_decoder(dataclasses.replace(cfg, rescore=True), TOK, lexicon=tmp_path / "lex.txt")
+    assert rescoring.vocabulary == {"AB", "BA", "C"}
+    assert make_decoder(cfg, TOK).vocabulary is None  # lexicon-free: open vocabulary
+    assert make_decoder(DecodeConfig(), TOK).vocabulary is None  # greedy
+
+    oov = out_of_vocabulary(["AB C CA", "", "CA BAC AB"], {"AB", "BA", "C"})
+    assert oov == {"ref_words": 6, "oov_words": 3, "oov_rate": 50.0, "oov_types": ["BAC", "CA"]}
+    assert oov_line(oov) == "reference words outside the decoder's lexicon: 3 of 6 (50.00%): BAC CA"
+    assert oov_line(oov, max_types=1).endswith(": BAC (+1 more)")
+    assert out_of_vocabulary([], {"A"})["oov_rate"] == 0.0
+
+
 def test_lexicon_search_keeps_the_last_word_without_a_trailing_separator(tmp_path):
     from asr.decoding import write_lexicon
 

@@ -143,6 +143,10 @@ def test_lm_tune_and_beam_decoding(tiny_run, capsys):
     assert main(["evaluate", "--model", str(tuned), "--manifest", str(manifest), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["decode"]["method"] == "beam" and summary["lm"] == "bundle"
+    # The LM (so the lexicon) saw these very transcripts: no reference word is out of vocabulary.
+    n_words = sum(len(u.text.split()) for u in subset)
+    assert summary["oov"] == {"ref_words": n_words, "oov_words": 0, "oov_rate": 0.0, "oov_types": []}
+    assert f"outside the decoder's lexicon: 0 of {n_words} (0.00%)" in capsys.readouterr().out
     assert summary["wer"] == pytest.approx(report["best"]["wer"])  # the bundle decodes as tuned
     # Every hypothesis word comes from the lexicon (the LM's vocabulary).
     vocab = {w for u in subset for w in u.text.split()}
@@ -151,7 +155,8 @@ def test_lm_tune_and_beam_decoding(tiny_run, capsys):
     # Greedy can still be asked for.
     assert main(["evaluate", "--model", str(tuned), "--manifest", str(manifest), "--out", str(work / "eval_greedy"),
                  "--set", "decode.method=greedy"]) == 0
-    assert json.loads((work / "eval_greedy" / "summary.json").read_text())["decode"]["method"] == "greedy"
+    greedy = json.loads((work / "eval_greedy" / "summary.json").read_text())
+    assert greedy["decode"]["method"] == "greedy" and "oov" not in greedy  # open vocabulary
 
 
 def test_word_timestamps_are_plausible(an4_prepared, tiny_run, capsys):
