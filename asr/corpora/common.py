@@ -1,4 +1,5 @@
-"""Helpers shared by corpus recipes: fetching, safe extraction, audio checks, speaker splits."""
+"""Helpers shared by corpus recipes: fetching, extraction once (asr.corpora.archive), audio checks,
+speaker splits."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ import os
 import random
 import re
 import shutil
-import tarfile
 import urllib.error
 import urllib.request
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
+from asr.corpora.archive import extract_tar
 from asr.errors import AsrError, first_line
 from asr.manifest import Utterance
 
@@ -127,22 +127,6 @@ def file_digest(path: str | Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def extract_tar(archive: Path, dest: Path) -> None:
-    """Extract `archive` (.tar, .tar.gz, .tar.bz2, .tar.xz) into `dest`.
-
-    Members with an absolute path or a `..` component are refused (AsrError naming the
-    member) rather than re-rooted; links, devices and modes are checked by tarfile's
-    "data" filter, which also refuses links that point outside `dest`.
-    """
-    try:
-        with tarfile.open(archive) as tar:  # mode "r": any compression tarfile knows
-            tar.extractall(dest, filter=_inside_only)
-    except tarfile.FilterError as e:
-        raise AsrError(f"{archive}: refusing to extract ({e})") from None
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise AsrError(f"{archive}: cannot extract archive ({e or type(e).__name__})") from None
-
-
 def extract_once(archive: Path, work_dir: Path, find_root: Callable[[Path], Path | None], holds: str) -> Path:
     """The corpus root in work_dir/corpus, extracting `archive` there first unless that is done.
 
@@ -194,15 +178,6 @@ def fetch_corpus(
         if not archive.is_file():
             raise AsrError(f"{archive}: no such {name} archive or folder")
     return extract_once(archive, work_dir, find_root, holds)
-
-
-def _inside_only(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    name = member.name.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise tarfile.AbsolutePathError(member)
-    if ".." in name.split("/"):
-        raise tarfile.OutsideDestinationError(member, os.path.join(dest, name))
-    return tarfile.data_filter(member, dest)
 
 
 def audio_duration(path: Path) -> float:
