@@ -1,8 +1,10 @@
-"""Atomic file writes: readers see the old file or the whole new one, never a part."""
+"""Durable, atomic file writes: readers see the old file or the whole new one, never a part,
+and a finished write survives a power loss (the file and its folder are fsync'ed)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +15,8 @@ import torch
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` if the block succeeds."""
+    """Yield a temporary path beside `path`; if the block succeeds, flush it to disk and
+    rename it over `path`. The temporary file is named `.NAME.XXXX.tmp`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -21,10 +24,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it the usual mode
     try:
         yield Path(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename or a new entry in `path` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -41,3 +68,38 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def save_torch_atomic(obj: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+@contextmanager
+def atomic_folder(path: str | Path, replaceable: set[str]) -> Iterator[Path]:
+    """Yield a new temporary folder beside `path`; if the block succeeds, put it in the place
+    of `path` (one rename when `path` does not exist; else two, the old folder removed after),
+    so that `path` never holds files of two writers. An existing `path` is replaced only if
+    all it holds are names in `replaceable` (an earlier folder of the same kind): anything
+    else raises FileExistsError naming the first stranger."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path}: exists and is not a folder")
+    if path.is_dir():
+        strangers = sorted(p.name for p in path.iterdir() if p.name not in replaceable)
+        if strangers:
+            raise FileExistsError(f"{path}: holds files that are not ours ({strangers[0]}, ...)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+        for child in tmp.iterdir():
+            fsync_file(child)
+        fsync_dir(tmp)
+        if path.is_dir():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -13,15 +13,9 @@ from typing import Sequence
 
 import torch
 
-from asr.checkpoint import Bundle, load_bundle, load_checkpoint_file
+from asr.checkpoint import Bundle, checkpoint_epoch, epoch_checkpoints, load_bundle, load_checkpoint_file, verify_checksum
 from asr.errors import AsrError, first_line
 from asr.model import EnsembleModel
-
-
-def epoch_checkpoints(exp_dir: str | Path) -> list[Path]:
-    """The epoch checkpoints of an experiment, oldest first."""
-    paths = (Path(exp_dir) / "checkpoints").glob("epoch-*.pt")
-    return sorted(paths, key=lambda p: int(p.stem.split("-")[1]))
 
 
 def average_state_dicts(states: Sequence[dict]) -> dict:
@@ -58,6 +52,7 @@ def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[
     states = []
     for path in chosen:
         state = load_checkpoint_file(path)
+        verify_checksum(state, str(path))
         if state.get("tokens") != best.tokenizer.tokens:
             raise AsrError(f"{path}: tokens differ from {exp_dir / 'model.pt'}")
         states.append(state["model"])
@@ -67,7 +62,7 @@ def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[
         model.load_state_dict(averaged)
     except (ValueError, RuntimeError) as e:
         raise AsrError(f"{exp_dir}: cannot average checkpoints ({first_line(e)})") from None
-    epochs = [int(p.stem.split("-")[1]) for p in chosen]
+    epochs = [checkpoint_epoch(p) for p in chosen]
     # The best epoch's dev scores do not describe the average.
     info = {k: v for k, v in best.info.items() if k not in ("epoch", "dev_wer", "dev_cer")}
     info["averaged_epochs"] = epochs

@@ -11,14 +11,21 @@ bundles (each with its own config and feature statistics; their tokenizers are e
 ensemble's own decode settings, LM and lexicon. It loads as a Bundle whose model is an
 EnsembleModel and whose statistics are the identity (members normalize for themselves), so
 everything that decodes with a bundle decodes with an ensemble unchanged.
+
+Bundles and epoch checkpoints carry a sha256 checksum of their whole content ("checksum"),
+checked on load: a file with flipped bytes is refused instead of giving other transcripts.
+Files written before checksums load unchecked. A training run resumes from the newest epoch
+checkpoint that reads and checks, warning about any newer one it has to pass over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -49,6 +56,53 @@ def build_model(cfg: RunConfig, n_tokens: int) -> AcousticModel:
     return AcousticModel(cfg.model, cfg.features.n_mels, n_tokens)
 
 
+def content_checksum(data) -> str:
+    """sha256 of a nested structure of dicts, lists, tensors and plain values (the key
+    "checksum" of the top-level dict left out): the same for a file's content before
+    torch.save and after torch.load."""
+    h = hashlib.sha256()
+
+    def feed(obj) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(obj, dict):
+            h.update(f"D{len(obj)}".encode())
+            for key in sorted(obj, key=repr):
+                h.update(repr(key).encode())
+                feed(obj[key])
+        elif isinstance(obj, (list, tuple)):
+            h.update(f"L{len(obj)}".encode())
+            for item in obj:
+                feed(item)
+        elif isinstance(obj, (str, bytes, int, float, bool)) or obj is None:
+            h.update(f"{type(obj).__name__}:{obj!r};".encode())
+        else:
+            raise TypeError(f"cannot checksum a {type(obj).__name__}")
+
+    feed({k: v for k, v in data.items() if k != "checksum"})
+    return h.hexdigest()
+
+
+def with_checksum(data: dict) -> dict:
+    return {**data, "checksum": content_checksum(data)}
+
+
+def verify_checksum(data: dict, where: str) -> None:
+    """AsrError if `data` has a checksum that its content no longer matches."""
+    expected = data.get("checksum")
+    if expected is None:
+        return  # written before checksums
+    try:
+        actual = content_checksum(data)
+    except (TypeError, RuntimeError) as e:
+        raise AsrError(f"{where}: cannot check the file's content ({first_line(e)})") from None
+    if actual != expected:
+        raise AsrError(f"{where}: checksum mismatch: the file is corrupt (its content changed after it was "
+                       "written); use another copy")
+
+
 def bundle_dict(
     cfg: RunConfig,
     tokenizer: Tokenizer,
@@ -72,7 +126,7 @@ def bundle_dict(
 
 
 def save_bundle(path: str | Path, **parts) -> None:
-    save_torch_atomic(bundle_dict(**parts), path)
+    save_torch_atomic(with_checksum(bundle_dict(**parts)), path)
 
 
 def load_checkpoint_file(path: str | Path) -> dict:
@@ -90,19 +144,53 @@ def load_checkpoint_file(path: str | Path) -> dict:
 
 
 def bundle_from_dict(data: dict, where: str) -> Bundle:
+    if not isinstance(data, dict):
+        raise AsrError(f"{where}: not an asr model bundle")
     if data.get("format") == ENSEMBLE_FORMAT:
         return ensemble_from_dict(data, where)
     if data.get("format") not in READABLE_FORMATS:
         raise AsrError(f"{where}: not an asr model bundle (format {data.get('format')!r})")
+    verify_checksum(data, where)
+    cfg = from_dict(RunConfig, _field(data, "config", dict, where), where=f"{where}: config")
     try:
-        cfg = from_dict(RunConfig, data["config"], where=f"{where}: config")
         tokenizer = tokenizer_from_dict(data["tokenizer"]) if "tokenizer" in data else CharTokenizer(data["tokens"])
+    except (KeyError, ValueError, TypeError, AttributeError, RuntimeError, OSError) as e:
+        raise AsrError(f"{where}: the tokenizer record is not valid ({first_line(e)})") from None
+    try:
+        stats = FeatureStats.from_dict(data.get("stats"), cfg.features.n_mels)
+    except ValueError as e:
+        raise AsrError(f"{where}: {e}") from None
+    try:
         model = build_model(cfg, len(tokenizer))
-        model.load_state_dict(data["model"])
-        stats = FeatureStats.from_dict(data["stats"])
-    except (KeyError, ValueError, RuntimeError) as e:
-        raise AsrError(f"{where}: model bundle does not match this version of asr ({first_line(e)})") from None
+    except ValueError as e:
+        raise AsrError(f"{where}: config: {e}") from None
+    load_weights(model, _field(data, "model", dict, where), len(tokenizer), where)
     return Bundle(cfg, tokenizer, stats, model.eval(), data.get("info", {}), data.get("lm_arpa"), data.get("lexicon"))
+
+
+def _field(data: dict, name: str, kind: type, where: str):
+    if not isinstance(data.get(name), kind):
+        raise AsrError(f"{where}: the bundle's '{name}' is missing or not a {kind.__name__}")
+    return data[name]
+
+
+def load_weights(model: AcousticModel, weights: dict, n_tokens: int, where: str) -> None:
+    """Load a state dict, naming what does not fit: the vocabulary size first (the usual
+    cause: a token list from another run), then missing, unexpected or reshaped tensors."""
+    out = weights.get("output.weight")
+    if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] != n_tokens:
+        raise AsrError(f"{where}: the weights are for {out.shape[0]} output tokens, its tokenizer has {n_tokens} "
+                       "(weights and token list from different runs?)")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(weights) if not isinstance(weights[k], torch.Tensor)
+                      or weights[k].shape != expected[k].shape)
+    for names, what in ((missing, "lacks"), (unexpected, "has unexpected"), (reshaped, "has other shapes of")):
+        if names:
+            raise AsrError(f"{where}: the weights do not fit its config: it {what} {', '.join(names[:3])}"
+                           f"{' ...' if len(names) > 3 else ''}")
+    model.load_state_dict(weights)
 
 
 def identity_stats(n_mels: int) -> FeatureStats:
@@ -119,17 +207,21 @@ def ensemble_dict(bundle: Bundle) -> dict:
         bundle_dict(cfg, bundle.tokenizer, FeatureStats(mean.detach().cpu(), std.detach().cpu()), member, info)
         for member, cfg, info, mean, std in zip(ens.members, ens.member_configs, ens.member_infos, ens.means, ens.stds)
     ]
-    return {"format": ENSEMBLE_FORMAT, "config": to_dict(bundle.config), "combine": ens.combine,
-            "members": members, "info": dict(bundle.info), "lm_arpa": bundle.lm_arpa, "lexicon": bundle.lexicon}
+    return with_checksum({"format": ENSEMBLE_FORMAT, "config": to_dict(bundle.config), "combine": ens.combine,
+                          "members": [with_checksum(m) for m in members], "info": dict(bundle.info),
+                          "lm_arpa": bundle.lm_arpa, "lexicon": bundle.lexicon})
 
 
 def ensemble_from_dict(data: dict, where: str) -> Bundle:
+    verify_checksum(data, where)
+    cfg = from_dict(RunConfig, _field(data, "config", dict, where), where=f"{where}: config")
+    members = [bundle_from_dict(m, f"{where}: member {i + 1}") for i, m in enumerate(_field(data, "members", list, where))]
+    if not members:
+        raise AsrError(f"{where}: an ensemble without members")
     try:
-        cfg = from_dict(RunConfig, data["config"], where="config")
-        members = [bundle_from_dict(m, f"member {i + 1}") for i, m in enumerate(data["members"])]
-        ensemble = ensemble_model(members, data["combine"])
-    except (AsrError, KeyError, ValueError, RuntimeError, TypeError) as e:
-        raise AsrError(f"{where}: ensemble bundle does not match this version of asr ({first_line(e)})") from None
+        ensemble = ensemble_model(members, data.get("combine"))
+    except (ValueError, RuntimeError) as e:
+        raise AsrError(f"{where}: the members do not make an ensemble ({first_line(e)})") from None
     return Bundle(cfg, members[0].tokenizer, identity_stats(cfg.features.n_mels), ensemble.eval(),
                   data.get("info", {}), data.get("lm_arpa"), data.get("lexicon"))
 
@@ -151,3 +243,60 @@ def save_bundle_object(bundle: Bundle, path: str | Path) -> None:
 
 def load_bundle(path: str | Path) -> Bundle:
     return bundle_from_dict(load_checkpoint_file(path), str(path))
+
+
+# Epoch checkpoints: EXP/checkpoints/epoch-N.pt, the resumable state after epoch N.
+
+def epoch_checkpoints(exp_dir: str | Path) -> list[Path]:
+    """The epoch checkpoints of an experiment, oldest first."""
+    paths = [p for p in (Path(exp_dir) / "checkpoints").glob("epoch-*.pt") if p.stem[6:].isdigit()]
+    return sorted(paths, key=checkpoint_epoch)
+
+
+def checkpoint_epoch(path: Path) -> int:
+    return int(path.stem.split("-")[1])
+
+
+def save_epoch_checkpoint(exp_dir: str | Path, epoch: int, keep: int, state: dict) -> Path:
+    """Write checkpoints/epoch-N.pt (with a checksum), then delete all but the `keep` newest."""
+    path = Path(exp_dir) / "checkpoints" / f"epoch-{epoch}.pt"
+    save_torch_atomic(with_checksum(state), path)
+    old = epoch_checkpoints(exp_dir)
+    for p in old[: max(0, len(old) - max(keep, 1))]:
+        p.unlink()
+    return path
+
+
+RESUME_KEYS = ("config", "model", "optimizer", "scheduler", "epoch", "best_wer", "rng")
+
+
+def load_latest_checkpoint(exp_dir: str | Path, warn: Callable[[str], None]) -> tuple[Path, dict] | None:
+    """The newest epoch checkpoint that reads, checks and holds a whole training state, and
+    that state; `warn` is told of each newer one passed over (an empty file after a power
+    loss, flipped bytes). None if there is no checkpoint; AsrError if none of them is usable."""
+    paths = epoch_checkpoints(exp_dir)
+    for path in reversed(paths):
+        try:
+            state = load_checkpoint_file(path)
+            verify_checksum(state, str(path))
+            missing = [k for k in RESUME_KEYS if k not in state]
+            if missing:
+                raise AsrError(f"{path}: not a training checkpoint (no {', '.join(missing)})")
+        except AsrError as e:
+            warn(f"warning: {e}; falling back to the checkpoint before it")
+            continue
+        return path, state
+    if paths:
+        raise AsrError(f"{Path(exp_dir) / 'checkpoints'}: none of the {len(paths)} epoch checkpoints is usable; "
+                       "train into a new --exp folder")
+    return None
+
+
+def remove_stale_temporaries(exp_dir: str | Path) -> int:
+    """Delete the temporary files (.NAME.XXXX.tmp) that writes interrupted by a crash left in an
+    experiment folder and its checkpoints/. Only for a folder this process has locked."""
+    exp_dir = Path(exp_dir)
+    stale = [p for folder in (exp_dir, exp_dir / "checkpoints") for p in folder.glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return len(stale)

@@ -72,7 +72,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.checkpoint import load_bundle
     from asr.evaluate import decode_manifest, oov_line, write_evaluation
     from asr.manifest import read_manifest
-    from asr.train import pick_device
+    from asr.device import pick_device
 
     bundle = load_bundle(args.model)
     bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
@@ -134,7 +134,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.atomic import write_text_atomic
     from asr.checkpoint import load_bundle
     from asr.evaluate import bundle_decoder
-    from asr.train import pick_device
+    from asr.device import pick_device
     from asr.transcribe import default_model_path, format_transcript, transcribe_file
 
     if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
@@ -195,7 +195,7 @@ def add_decode_options(s: argparse.ArgumentParser) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     from asr.checkpoint import load_bundle, save_bundle_object
     from asr.manifest import read_manifest
-    from asr.train import pick_device
+    from asr.device import pick_device
     from asr.tune import tune, write_tune_report
 
     bundle = load_bundle(args.model)

@@ -92,8 +92,19 @@ class FeatureStats:
         return {"mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FeatureStats":
-        return cls(d["mean"].float(), d["std"].float())
+    def from_dict(cls, d: dict, n_mels: int | None = None) -> "FeatureStats":
+        """Inverse of to_dict(); ValueError (saying what is wrong) for anything but two finite
+        vectors of one length (`n_mels`, if given) with positive deviations."""
+        if not isinstance(d, dict) or not all(isinstance(d.get(k), torch.Tensor) for k in ("mean", "std")):
+            raise ValueError("feature statistics are not a mean and a std tensor")
+        mean, std = d["mean"].float(), d["std"].float()
+        if mean.dim() != 1 or mean.shape != std.shape:
+            raise ValueError(f"feature statistics have shapes {tuple(mean.shape)} and {tuple(std.shape)}")
+        if n_mels is not None and mean.shape[0] != n_mels:
+            raise ValueError(f"feature statistics are for {mean.shape[0]} mel bins, the config has {n_mels}")
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+            raise ValueError("feature statistics hold NaN, infinite or non-positive values")
+        return cls(mean, std)
 
 
 def spec_augment(

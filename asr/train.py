@@ -1,4 +1,9 @@
-"""One training loop, top to bottom: CTC loss, AdamW, warm-up + cosine decay, clipping.
+"""Training: CTC loss, AdamW, warm-up + cosine decay, gradient clipping, best epoch on dev.
+
+In pieces, as icefall's train.py: `restore_or_start` builds the run (a new one, or the
+state of the newest usable epoch checkpoint) as a RunState; `train_one_epoch` and `validate`
+do what their names say; `train` runs them in a loop, with the experiment folder locked
+(a second `asr train` into the same folder stops with an error instead of mixing files).
 
 Outputs in `exp_dir`:
   tokens.txt, stats.pt        token list and feature statistics (from the training set)
@@ -7,6 +12,7 @@ Outputs in `exp_dir`:
   checkpoints/epoch-N.pt      resumable state after each epoch (the last few are kept)
   model.pt                    bundle of the epoch with the best dev WER
   train.log                   one line per epoch
+  .lock                       held while a run trains (see asr.lock)
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import dataclasses
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,15 +30,25 @@ import torch
 from tqdm import tqdm
 
 from asr.atomic import save_torch_atomic, write_text_atomic
-from asr.checkpoint import build_model, load_checkpoint_file, save_bundle
-from asr.config import RunConfig, config_differences, from_dict, save_config, to_dict
-from asr.data import SpeechDataset, make_loader, speaker_means, speaker_of, utterance_features
+from asr.checkpoint import (
+    build_model,
+    epoch_checkpoints,
+    load_latest_checkpoint,
+    remove_stale_temporaries,
+    save_bundle,
+    save_epoch_checkpoint,
+)
+from asr.config import RunConfig, config_differences, from_dict, load_config, save_config, to_dict
+from asr.data import BucketBatchSampler, SpeechDataset, make_loader, speaker_means, speaker_of, utterance_features
 from asr.decoding import GreedyDecoder
-from asr.errors import AsrError
+from asr.device import autocast_dtype, pick_device
+from asr.errors import AsrError, first_line
 from asr.evaluate import decode_dataset, score_hypotheses
 from asr.features import FeatureStats
+from asr.lock import folder_lock
 from asr.manifest import Utterance
-from asr.model import count_parameters, ctc_loss_sum
+from asr.model import AcousticModel, count_parameters, ctc_loss_sum
+from asr.scoring import Summary
 from asr.tokenizer import (
     CharTokenizer,
     SentencePieceTokenizer,
@@ -39,28 +56,6 @@ from asr.tokenizer import (
     build_tokenizer,
     tokenizer_from_dict,
 )
-
-
-def pick_device(name: str | None = None) -> torch.device:
-    """The named torch device, or cuda when available, else cpu."""
-    if not name:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise AsrError(f"--device {name}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AsrError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for train.precision on `device`, or None for float32."""
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
 
 
 def seed_everything(seed: int) -> None:
@@ -93,9 +88,14 @@ def prepare_stats(
     utts: Sequence[Utterance], cfg: RunConfig, path: Path, log: Callable, progress: bool = True,
     means: dict | None = None,
 ) -> FeatureStats:
-    """Global feature statistics of `utts` (after speaker mean normalization, given `means`)."""
+    """Global feature statistics of `utts` (after speaker mean normalization, given `means`),
+    cached in `path`: a cache that does not load or does not fit the config is computed again."""
     if path.exists():
-        return FeatureStats.from_dict(torch.load(path, weights_only=True))
+        try:
+            return FeatureStats.from_dict(torch.load(path, map_location="cpu", weights_only=True),
+                                          cfg.features.n_mels)
+        except Exception as e:  # any unreadable cache (torch.load raises many types) is recomputed
+            log(f"warning: {path}: {first_line(e)}; computing the statistics again")
     t0 = time.time()
     means = means or {}
     feats = (utterance_features(u, cfg.features, mean=means.get((speaker_of(u), 1.0)))
@@ -124,9 +124,185 @@ def resume_config(saved: RunConfig, requested: RunConfig, ckpt: Path) -> RunConf
     ))
 
 
-def latest_checkpoint(exp_dir: Path) -> Path | None:
-    ckpts = sorted((exp_dir / "checkpoints").glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-    return ckpts[-1] if ckpts else None
+def run_config(cfg: RunConfig | None, exp_dir: Path, resume: bool, log: Callable[[str], None]
+               ) -> tuple[RunConfig, dict | None]:
+    """The config to train with, and the checkpoint state to resume from (None: epoch 1).
+
+    cfg None means "the run's own config" (`asr train --resume` alone). Without a checkpoint
+    (a run killed before its first epoch ended) that is the run's config.yaml; a run with
+    neither is refused rather than started with the defaults.
+    """
+    if not resume:
+        if epoch_checkpoints(exp_dir):
+            raise AsrError(f"{exp_dir}: holds checkpoints of an earlier run; pass --resume to continue it, "
+                           "or choose a new --exp folder")
+        (exp_dir / "stats.pt").unlink(missing_ok=True)
+        return cfg or RunConfig(), None
+    found = load_latest_checkpoint(exp_dir, log)
+    if found is not None:
+        ckpt, state = found
+        saved = from_dict(RunConfig, state["config"], where=str(ckpt))
+        log(f"resuming from {ckpt}")
+        return resume_config(saved, cfg or saved, ckpt), state
+    saved_path = exp_dir / "config.yaml"
+    if saved_path.is_file():
+        saved = load_config(saved_path)
+        cfg = resume_config(saved, cfg or saved, saved_path)
+        log(f"no epoch checkpoint yet; starting {exp_dir} again from epoch 1 with its config.yaml")
+        return cfg, None
+    if cfg is None:
+        raise AsrError(f"{exp_dir}: nothing to resume (no epoch checkpoint, no config.yaml); "
+                       "start the run with --config and/or --set")
+    log(f"no checkpoint to resume from in {exp_dir}; starting from scratch")
+    return cfg, None
+
+
+@dataclass
+class RunState:
+    """Everything a training run carries from epoch to epoch."""
+
+    cfg: RunConfig
+    exp_dir: Path
+    device: torch.device
+    tokenizer: Tokenizer
+    stats: FeatureStats
+    model: AcousticModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    loader: torch.utils.data.DataLoader
+    sampler: BucketBatchSampler
+    dev_utts: Sequence[Utterance]
+    dev_data: SpeechDataset
+    amp_dtype: torch.dtype | None
+    n_params: int
+    start_epoch: int = 1
+    best_wer: float = float("inf")
+
+
+def restore_or_start(
+    cfg: RunConfig | None,
+    train_utts: Sequence[Utterance],
+    dev_utts: Sequence[Utterance],
+    exp_dir: Path,
+    resume: bool,
+    device: str | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> RunState:
+    """A new run, or the state after the newest usable epoch checkpoint of `exp_dir`."""
+    n_stale = remove_stale_temporaries(exp_dir)
+    if n_stale:
+        log(f"removed {n_stale} temporary file(s) left by an interrupted write")
+    cfg, state = run_config(cfg, exp_dir, resume, log)
+    dev = pick_device(device)
+    tc = cfg.train
+    seed_everything(tc.seed)
+    if state is not None:
+        try:
+            tokenizer = tokenizer_from_dict(state["tokenizer"]) if "tokenizer" in state else CharTokenizer(state["tokens"])
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            raise AsrError(f"{exp_dir}: the checkpoint's tokenizer is not valid ({first_line(e)})") from None
+    else:
+        tokenizer = build_tokenizer(cfg.tokenizer, (u.text for u in train_utts))
+    write_text_atomic(exp_dir / "tokens.txt", "".join(t + "\n" for t in tokenizer.tokens))
+    if isinstance(tokenizer, SentencePieceTokenizer):
+        tokenizer.save(exp_dir / "tokenizer.model")
+    save_config(cfg, exp_dir / "config.yaml")
+    means = None
+    if cfg.features.mean_norm == "speaker":
+        t0 = time.time()
+        factors = (1.0, *[f for f in cfg.augment.speed_factors if f != 1.0])
+        means = speaker_means(train_utts, cfg.features, factors)
+        log(f"speaker means of {len({s for s, _ in means})} speakers x {len(factors)} speeds "
+            f"in {time.time() - t0:.1f}s")
+    if state is not None and "stats" in state:  # the statistics the checkpoint was trained with
+        stats = FeatureStats.from_dict(state["stats"], cfg.features.n_mels)
+    else:
+        stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log, progress, means)
+
+    model = build_model(cfg, len(tokenizer)).to(dev)
+    seconds_per_output = cfg.features.hop_ms / 1000 * cfg.model.subsampling_factor
+    train_set = trainable(train_utts, tokenizer, seconds_per_output)
+    if len(train_set) < len(train_utts):
+        log(f"skipping {len(train_utts) - len(train_set)} training utterances "
+            "(empty, too short for their text, or unknown characters)")
+    if not train_set:
+        raise AsrError("no usable training utterances")
+    train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means)
+    loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs)
+    # Batches per epoch vary a little (length jitter, sorted first epochs): count them all,
+    # so that the learning-rate decay ends on the last step.
+    total_steps = sampler.count_batches(range(1, tc.epochs + 1))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_lambda(s, tc.warmup_steps, total_steps, tc.final_lr_ratio)
+    )
+    run = RunState(cfg, exp_dir, dev, tokenizer, stats, model, optimizer, scheduler, loader, sampler, dev_utts,
+                   SpeechDataset(dev_utts, tokenizer, cfg.features, stats), autocast_dtype(tc.precision, dev),
+                   count_parameters(model))
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise AsrError(f"{exp_dir}: the checkpoint does not fit its config ({first_line(e)})") from None
+        run.start_epoch, run.best_wer = state["epoch"] + 1, state["best_wer"]
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate(state["rng"]["python"])
+    else:
+        log(f"model: {run.n_params:,} parameters; {len(train_set)} training utterances "
+            f"({sum(u.duration for u in train_set) / 3600:.2f} h), {total_steps / tc.epochs:.1f} batches/epoch; "
+            f"device {dev}, {'bf16 autocast' if run.amp_dtype else 'float32'}")
+    return run
+
+
+@dataclass
+class EpochResult:
+    loss: float  # mean CTC loss per training utterance
+    audio_seconds: float
+    seconds: float
+
+
+def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochResult:
+    """One pass over the training batches (the sampler's order for `epoch`)."""
+    t0 = time.time()
+    cfg, dev, model = run.cfg, run.device, run.model
+    model.train()
+    run.sampler.set_epoch(epoch)
+    loss_sum, n_utts, audio_s = 0.0, 0, 0.0
+    bar = tqdm(run.loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress)
+    for batch in bar:
+        feats, feat_lens = batch.feats.to(dev), batch.feat_lens.to(dev)
+        with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
+            log_probs, out_lens = model(feats, feat_lens)
+        loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
+        n = len(batch.ids)
+        run.optimizer.zero_grad(set_to_none=True)
+        (loss / n).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        run.optimizer.step()
+        run.scheduler.step()
+        loss_sum += float(loss.detach())
+        n_utts += n
+        audio_s += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000
+        bar.set_postfix(loss=f"{float(loss.detach()) / n:.2f}", lr=f"{run.scheduler.get_last_lr()[0]:.1e}")
+    return EpochResult(loss_sum / max(n_utts, 1), audio_s, time.time() - t0)
+
+
+def validate(run: RunState) -> tuple[Summary, float]:
+    """Greedy WER/CER on the dev set and the mean dev CTC loss per utterance."""
+    hyps, dev_loss = decode_dataset(run.model, run.dev_data, GreedyDecoder(run.tokenizer), run.device)
+    return score_hypotheses(run.dev_utts, hyps), dev_loss
+
+
+def checkpoint_state(run: RunState, epoch: int) -> dict:
+    return {
+        "config": to_dict(run.cfg), "tokens": run.tokenizer.tokens, "tokenizer": run.tokenizer.to_dict(),
+        "stats": run.stats.to_dict(), "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "epoch": epoch, "best_wer": run.best_wer,
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+    }
 
 
 def train(
@@ -145,138 +321,29 @@ def train(
     """
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
-    if cfg is None:
-        ckpt = latest_checkpoint(exp_dir) if resume else None
-        cfg = from_dict(RunConfig, load_checkpoint_file(ckpt)["config"], where=str(ckpt)) if ckpt else RunConfig()
-    dev = pick_device(device)
-    tc = cfg.train
-    seed_everything(tc.seed)
 
     def log_line(text: str) -> None:
         log(text)
         with open(exp_dir / "train.log", "a") as f:
             f.write(text + "\n")
 
-    state = None
-    if not resume and latest_checkpoint(exp_dir) is not None:
-        raise AsrError(f"{exp_dir}: holds checkpoints of an earlier run; pass --resume to continue it, "
-                       "or choose a new --exp folder")
-    if not resume:
-        (exp_dir / "stats.pt").unlink(missing_ok=True)
-    if resume:
-        ckpt = latest_checkpoint(exp_dir)
-        if ckpt is None:
-            log_line("no checkpoint to resume from; starting from scratch")
-        else:
-            state = load_checkpoint_file(ckpt)
-            cfg = resume_config(from_dict(RunConfig, state["config"], where=str(ckpt)), cfg, ckpt)
-            tc = cfg.train
-            log_line(f"resuming from {ckpt}")
-
-    if state is not None:
-        tokenizer = tokenizer_from_dict(state["tokenizer"]) if "tokenizer" in state else CharTokenizer(state["tokens"])
-    else:
-        tokenizer = build_tokenizer(cfg.tokenizer, (u.text for u in train_utts))
-    write_text_atomic(exp_dir / "tokens.txt", "".join(t + "\n" for t in tokenizer.tokens))
-    if isinstance(tokenizer, SentencePieceTokenizer):
-        tokenizer.save(exp_dir / "tokenizer.model")
-    save_config(cfg, exp_dir / "config.yaml")
-    means = None
-    if cfg.features.mean_norm == "speaker":
-        t0 = time.time()
-        factors = (1.0, *[f for f in cfg.augment.speed_factors if f != 1.0])
-        means = speaker_means(train_utts, cfg.features, factors)
-        log_line(f"speaker means of {len({s for s, _ in means})} speakers x {len(factors)} speeds "
-                 f"in {time.time() - t0:.1f}s")
-    stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log_line, progress, means)
-
-    model = build_model(cfg, len(tokenizer)).to(dev)
-    seconds_per_output = cfg.features.hop_ms / 1000 * cfg.model.subsampling_factor
-    train_set = trainable(train_utts, tokenizer, seconds_per_output)
-    if len(train_set) < len(train_utts):
-        log_line(f"skipping {len(train_utts) - len(train_set)} training utterances "
-                 "(empty, too short for their text, or unknown characters)")
-    if not train_set:
-        raise AsrError("no usable training utterances")
-    train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means)
-    dev_data = SpeechDataset(dev_utts, tokenizer, cfg.features, stats)
-    loader, sampler = make_loader(
-        train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs
-    )
-    # Batches per epoch vary a little (length jitter, sorted first epochs): count them all,
-    # so that the learning-rate decay ends on the last step.
-    total_steps = sampler.count_batches(range(1, tc.epochs + 1))
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_lambda(s, tc.warmup_steps, total_steps, tc.final_lr_ratio)
-    )
-    start_epoch, best_wer = 1, float("inf")
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best_wer = state["epoch"] + 1, state["best_wer"]
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-    n_params = count_parameters(model)
-    amp_dtype = autocast_dtype(tc.precision, dev)
-    if start_epoch == 1:
-        log_line(f"model: {n_params:,} parameters; {len(train_set)} training utterances "
-                 f"({sum(u.duration for u in train_set) / 3600:.2f} h), {total_steps / tc.epochs:.1f} batches/epoch; "
-                 f"device {dev}, {'bf16 autocast' if amp_dtype else 'float32'}")
-
-    decoder = GreedyDecoder(tokenizer)
-    for epoch in range(start_epoch, tc.epochs + 1):
-        t0 = time.time()
-        model.train()
-        sampler.set_epoch(epoch)
-        loss_sum, n_utts, audio_s = 0.0, 0, 0.0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{tc.epochs}", leave=False, disable=not progress)
-        for batch in bar:
-            feats, feat_lens = batch.feats.to(dev), batch.feat_lens.to(dev)
-            with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-                log_probs, out_lens = model(feats, feat_lens)
-            loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
-            n = len(batch.ids)
-            optimizer.zero_grad(set_to_none=True)
-            (loss / n).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += float(loss.detach())
-            n_utts += n
-            audio_s += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000
-            bar.set_postfix(loss=f"{float(loss.detach()) / n:.2f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
-        train_time = time.time() - t0
-        hyps, dev_loss = decode_dataset(model, dev_data, decoder, dev)
-        summary = score_hypotheses(dev_utts, hyps)
-        wall = time.time() - t0
-        is_best = summary.wer < best_wer
-        best_wer = min(best_wer, summary.wer)
-        log_line(
-            f"epoch {epoch:3d} | train loss {loss_sum / max(n_utts, 1):7.3f} | dev loss {dev_loss:7.3f} "
-            f"| dev WER {summary.wer:6.2f} CER {summary.cer:6.2f} | {audio_s / train_time:6.1f} audio-s/s "
-            f"| {wall:6.1f}s{' *' if is_best else ''}"
-        )
-        info = {"epoch": epoch, "dev_wer": summary.wer, "dev_cer": summary.cer, "n_params": n_params}
-        if is_best:
-            save_bundle(exp_dir / "model.pt", cfg=cfg, tokenizer=tokenizer, stats=stats, model=model, info=info)
-        save_epoch_checkpoint(
-            exp_dir, epoch, tc.keep_checkpoints,
-            {
-                "config": to_dict(cfg), "tokens": tokenizer.tokens, "tokenizer": tokenizer.to_dict(),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch, "best_wer": best_wer,
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-            },
-        )
+    with folder_lock(exp_dir, exp_dir / ".lock", "experiment folder"):
+        run = restore_or_start(cfg, train_utts, dev_utts, exp_dir, resume, device, progress, log_line)
+        for epoch in range(run.start_epoch, run.cfg.train.epochs + 1):
+            t0 = time.time()
+            result = train_one_epoch(run, epoch, progress)
+            summary, dev_loss = validate(run)
+            is_best = summary.wer < run.best_wer
+            run.best_wer = min(run.best_wer, summary.wer)
+            log_line(
+                f"epoch {epoch:3d} | train loss {result.loss:7.3f} | dev loss {dev_loss:7.3f} "
+                f"| dev WER {summary.wer:6.2f} CER {summary.cer:6.2f} "
+                f"| {result.audio_seconds / result.seconds:6.1f} audio-s/s "
+                f"| {time.time() - t0:6.1f}s{' *' if is_best else ''}"
+            )
+            if is_best:
+                info = {"epoch": epoch, "dev_wer": summary.wer, "dev_cer": summary.cer, "n_params": run.n_params}
+                save_bundle(exp_dir / "model.pt", cfg=run.cfg, tokenizer=run.tokenizer, stats=run.stats,
+                            model=run.model, info=info)
+            save_epoch_checkpoint(exp_dir, epoch, run.cfg.train.keep_checkpoints, checkpoint_state(run, epoch))
     return exp_dir / "model.pt"
-
-
-def save_epoch_checkpoint(exp_dir: Path, epoch: int, keep: int, state: dict) -> None:
-    ckpt_dir = exp_dir / "checkpoints"
-    save_torch_atomic(state, ckpt_dir / f"epoch-{epoch}.pt")
-    old = sorted(ckpt_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-    for p in old[: max(0, len(old) - max(keep, 1))]:
-        p.unlink()

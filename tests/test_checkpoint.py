@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -41,17 +43,65 @@ def test_not_a_bundle(tmp_path):
         load_bundle(tmp_path / "other.pt")
 
 
-def test_mismatched_weights(tmp_path):
+def tiny_bundle(path, words=("AB",)):
     cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1"])
-    tok = CharTokenizer.build(["AB"])
-    model = build_model(cfg, len(tok))
-    save_bundle(tmp_path / "m.pt", cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
-                model=model, info={})
-    data = torch.load(tmp_path / "m.pt", weights_only=True)
-    data["model"] = {"rnn.weight_ih_l0": torch.zeros(3)}  # e.g. a bundle from another model layout
-    torch.save(data, tmp_path / "m.pt")
-    with pytest.raises(AsrError, match="does not match this version"):
-        load_bundle(tmp_path / "m.pt")
+    tok = CharTokenizer.build(list(words))
+    torch.manual_seed(0)
+    save_bundle(path, cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
+                model=build_model(cfg, len(tok)), info={})
+    return path
+
+
+def edited(path, edit):
+    """Rewrite a bundle with `edit` applied to its dict and its checksum left out (as a file
+    written before checksums, so that what is tested is the field check, not the checksum)."""
+    data = torch.load(path, weights_only=True)
+    data.pop("checksum")
+    edit(data)
+    torch.save(data, path)
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(model={"rnn.weight_ih_l0": torch.zeros(3)}), "the weights do not fit its config: it lacks"),
+    (lambda d: d["model"].update(extra=torch.zeros(1)), "has unexpected extra"),
+    (lambda d: d["model"].update({"subsample.proj.bias": torch.zeros(3)}), "has other shapes of subsample.proj.bias"),
+    (lambda d: d.update(tokenizer="char"), "the tokenizer record is not valid"),
+    (lambda d: d.update(tokenizer={"unit": "bpe", "model": 5}), "the tokenizer record is not valid"),
+    (lambda d: d.update(stats={"mean": torch.zeros(40), "std": torch.ones(40)}),
+     "feature statistics are for 40 mel bins, the config has 80"),
+    (lambda d: d.update(stats={"mean": torch.zeros(80), "std": torch.zeros(80)}), "non-positive"),
+    (lambda d: d.update(stats=[1, 2]), "feature statistics are not a mean and a std tensor"),
+    (lambda d: d.update(tokens=["<blank>", "|", "A", "B", "C"], tokenizer={"unit": "char", "tokens": ["<blank>", "|", "A", "B", "C"]}),
+     "the weights are for 4 output tokens, its tokenizer has 5"),
+    (lambda d: d.update(config=[]), "the bundle's 'config' is missing or not a dict"),
+    (lambda d: d.update(model=None), "the bundle's 'model' is missing or not a dict"),
+])
+def test_bundles_that_do_not_fit_say_what(tmp_path, edit, message):
+    path = edited(tiny_bundle(tmp_path / "m.pt"), edit)
+    with pytest.raises(AsrError, match=re.escape(message)) as e:
+        load_bundle(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_a_bundle_with_flipped_bytes_is_refused(tmp_path):
+    path = tiny_bundle(tmp_path / "m.pt")
+    raw = bytearray(path.read_bytes())
+    # The weights are stored uncompressed in the zip: flip bytes inside the largest tensor's data.
+    data = torch.load(path, weights_only=True)
+    w = data["model"]["subsample.proj.weight"].numpy().tobytes()
+    at = bytes(raw).find(w[:64])
+    assert at > 0
+    for i in range(at, at + 2000, 7):
+        raw[i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(AsrError, match="checksum mismatch: the file is corrupt"):
+        load_bundle(path)
+
+
+def test_bundles_without_a_checksum_still_load(tmp_path):
+    path = edited(tiny_bundle(tmp_path / "m.pt"), lambda d: None)
+    assert load_bundle(path).tokenizer.tokens[0] == "<blank>"
 
 
 def test_bundle_with_a_sentencepiece_model_needs_nothing_else(tmp_path):
@@ -78,8 +128,9 @@ def test_bundle_with_a_sentencepiece_model_needs_nothing_else(tmp_path):
     assert hyps[0].text == hyps[1].text and hyps[0].tokens == hyps[1].tokens and hyps[0].tokens
     data = torch.load(tmp_path / "m.pt", weights_only=True)
     data["tokenizer"]["model"] = b"garbage"
+    del data["checksum"]  # as a file from before checksums: the tokenizer itself is checked
     torch.save(data, tmp_path / "bad.pt")
-    with pytest.raises(AsrError, match="does not match this version.*sentencepiece"):
+    with pytest.raises(AsrError, match="the tokenizer record is not valid.*sentencepiece"):
         load_bundle(tmp_path / "bad.pt")
 
 
@@ -90,7 +141,7 @@ def test_bundles_from_before_tokenizer_units_still_load(tmp_path):
     save_bundle(tmp_path / "m.pt", cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
                 model=build_model(cfg, len(tok)), info={})
     data = torch.load(tmp_path / "m.pt", weights_only=True)
-    del data["tokenizer"], data["config"]["tokenizer"]
+    del data["tokenizer"], data["config"]["tokenizer"], data["checksum"]
     data["format"] = "asr-bundle/1"
     torch.save(data, tmp_path / "old.pt")
     bundle = load_bundle(tmp_path / "old.pt")

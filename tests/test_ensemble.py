@@ -156,7 +156,12 @@ def test_members_must_share_tokens_features_and_frame_rate(tmp_path):
     broken = torch.load(tmp_path / "e.pt", weights_only=True)
     del broken["members"][1]["stats"]
     torch.save(broken, tmp_path / "broken.pt")
-    with pytest.raises(AsrError, match="broken.pt: ensemble bundle does not match"):
+    with pytest.raises(AsrError, match="broken.pt: checksum mismatch"):
+        load_bundle(tmp_path / "broken.pt")
+    for data in (broken, broken["members"][1]):
+        del data["checksum"]  # as written before checksums: the member's fields are checked
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(AsrError, match="broken.pt: member 2: feature statistics are not a mean and a std"):
         load_bundle(tmp_path / "broken.pt")
 
 

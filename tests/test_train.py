@@ -6,7 +6,8 @@ from asr.config import load_config
 from asr.errors import AsrError
 from asr.manifest import Utterance, read_manifest
 from asr.tokenizer import CharTokenizer
-from asr.train import autocast_dtype, lr_lambda, train, trainable
+from asr.device import autocast_dtype
+from asr.train import lr_lambda, train, trainable
 
 TINY = ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4", "train.warmup_steps=2",
         "train.max_batch_frames=1500", "augment.speed_factors=[0.9, 1.1]"]
@@ -83,3 +84,118 @@ def test_speaker_mean_norm_trains_and_decodes(an4_prepared, tmp_path):
     assert bundle.config.features.mean_norm == "speaker"
     hyps, _ = decode_manifest(bundle, utts[:3], torch.device("cpu"))
     assert set(hyps) == {u.id for u in utts[:3]}
+
+
+QUIET = {"progress": False, "log": lambda s: None}
+
+
+def test_model_pt_is_the_epoch_with_the_lowest_dev_wer(an4_prepared, tmp_path, monkeypatch):
+    """Dev WERs 50, 30, 40: model.pt must hold epoch 2's weights, not the last epoch's."""
+    import asr.train as train_module
+
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    scripted = iter([50.0, 30.0, 40.0])
+
+    class FakeSummary:
+        def __init__(self, wer):
+            self.wer, self.cer = wer, wer / 2
+
+    monkeypatch.setattr(train_module, "validate", lambda run: (FakeSummary(next(scripted)), 1.0))
+    cfg = load_config(None, TINY + ["train.epochs=3", "train.keep_checkpoints=3"])
+    log = []
+    train(cfg, utts, utts[:2], tmp_path, progress=False, log=log.append)
+    bundle = load_bundle(tmp_path / "model.pt")
+    assert bundle.info["epoch"] == 2 and bundle.info["dev_wer"] == 30.0
+    epoch2 = torch.load(tmp_path / "checkpoints" / "epoch-2.pt", weights_only=True)["model"]
+    epoch3 = torch.load(tmp_path / "checkpoints" / "epoch-3.pt", weights_only=True)["model"]
+    for name, value in bundle.model.state_dict().items():
+        assert torch.equal(value, epoch2[name]), name
+    assert any(not torch.equal(epoch2[n], epoch3[n]) for n in epoch2)  # the epochs did differ
+    stars = [line.split("|")[0].strip() for line in log if line.endswith("*")]
+    assert stars == ["epoch   1", "epoch   2"]
+
+
+def test_resume_alone_before_the_first_checkpoint_uses_the_runs_config(an4_prepared, tmp_path):
+    """A run killed before its first epoch ended has config.yaml (and maybe stats.pt) but no
+    checkpoint: `--resume` alone must train the run's own model, not the defaults."""
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    cfg = load_config(None, TINY + ["train.epochs=1", "features.n_mels=40"])
+    train(cfg, utts, utts[:2], tmp_path, **QUIET)
+    import shutil
+
+    shutil.rmtree(tmp_path / "checkpoints")
+    (tmp_path / "model.pt").unlink()
+    # A stale stats.pt from another run (80 bins) must not crash the resumed 40-bin run.
+    torch.save({"mean": torch.zeros(80), "std": torch.ones(80)}, tmp_path / "stats.pt")
+    log = []
+    train(None, utts, utts[:2], tmp_path, resume=True, progress=False, log=log.append)
+    assert any("starting" in line and "again from epoch 1 with its config.yaml" in line for line in log)
+    assert any("stats.pt: feature statistics are for 80 mel bins, the config has 40" in line for line in log)
+    bundle = load_bundle(tmp_path / "model.pt")
+    assert bundle.config == cfg and bundle.stats.mean.shape == (40,)
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+def test_resume_with_nothing_to_resume_is_refused(tmp_path):
+    with pytest.raises(AsrError, match="nothing to resume .*start the run with --config"):
+        train(None, [], [], tmp_path / "empty", resume=True, **QUIET)
+    assert not (tmp_path / "empty" / "config.yaml").exists()
+
+
+def test_resume_with_another_config_and_no_checkpoint_is_refused(an4_prepared, tmp_path):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    train(load_config(None, TINY + ["train.epochs=1"]), utts, utts[:2], tmp_path, **QUIET)
+    import shutil
+
+    shutil.rmtree(tmp_path / "checkpoints")
+    saved = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(AsrError, match=r"config.yaml: was trained with a different config \(model.hidden_size"):
+        train(load_config(None, TINY + ["train.epochs=1", "model.hidden_size=24"]), utts, utts[:2], tmp_path,
+              resume=True, **QUIET)
+    assert (tmp_path / "config.yaml").read_text() == saved
+
+
+@pytest.mark.parametrize("damage", ["empty", "flipped"])
+def test_resume_falls_back_over_a_damaged_latest_checkpoint(an4_prepared, tmp_path, damage):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    cfg = load_config(None, TINY + ["train.epochs=3", "train.keep_checkpoints=3"])
+    train(load_config(None, TINY + ["train.epochs=2", "train.keep_checkpoints=3"]), utts, utts[:2], tmp_path,
+          **QUIET)
+    latest = tmp_path / "checkpoints" / "epoch-2.pt"
+    if damage == "empty":
+        latest.write_bytes(b"")
+    else:
+        raw = bytearray(latest.read_bytes())
+        for i in range(len(raw) // 2, len(raw) // 2 + 3000, 5):
+            raw[i] ^= 0x55
+        latest.write_bytes(bytes(raw))
+    stale = tmp_path / "checkpoints" / ".epoch-3.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    log = []
+    train(cfg, utts, utts[:2], tmp_path, resume=True, progress=False, log=log.append)
+    assert any(line.startswith("warning:") and "epoch-2.pt" in line and "falling back" in line for line in log)
+    assert any("resuming from" in line and line.endswith("epoch-1.pt") for line in log)
+    assert "removed 1 temporary file(s)" in "\n".join(log) and not stale.exists()
+    assert torch.load(tmp_path / "checkpoints" / "epoch-3.pt", weights_only=True)["epoch"] == 3
+
+
+def test_a_second_run_into_a_locked_experiment_stops(an4_prepared, tmp_path):
+    import subprocess
+    import sys
+
+    exp = tmp_path / "exp"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from asr.lock import folder_lock\n"
+         f"with folder_lock({str(exp)!r}, {str(exp / '.lock')!r}, 'x'):\n"
+         "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+        with pytest.raises(AsrError, match=rf"another asr process \(pid {holder.pid}\) is writing this experiment"):
+            train(load_config(None, TINY + ["train.epochs=1"]), utts, utts[:2], exp, **QUIET)
+        assert not (exp / "config.yaml").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    train(load_config(None, TINY + ["train.epochs=1"]), utts, utts[:2], exp, **QUIET)  # the lock died with it
+    assert (exp / "model.pt").is_file()
