@@ -73,16 +73,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.evaluate import decode_manifest, oov_line, write_evaluation
     from asr.manifest import read_manifest
     from asr.device import pick_device
+    from asr.report import check_report_folder, report_lock
 
     bundle = load_bundle(args.model)
     bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
     utts = read_manifest(args.manifest)
-    t0 = time.time()
-    hyps, info = decode_manifest(bundle, utts, pick_device(args.device), lexicon=args.lexicon, lm=args.lm,
-                                 lexicon_free=args.lexicon_free)
-    t1 = time.time()
-    summary = write_evaluation(args.out, utts, hyps, info, title=f"{args.manifest} decoded with {args.model}")
-    t2 = time.time()
+    with report_lock(args.out):  # a second run into --out stops now, not after its decode
+        check_report_folder(args.out)
+        t0 = time.time()
+        hyps, info = decode_manifest(bundle, utts, pick_device(args.device), lexicon=args.lexicon, lm=args.lm,
+                                     lexicon_free=args.lexicon_free)
+        t1 = time.time()
+        summary = write_evaluation(args.out, utts, hyps, info, title=f"{args.manifest} decoded with {args.model}")
+        t2 = time.time()
     audio = sum(u.duration for u in utts)
     print(summary.table(f"{args.manifest} ({len(utts)} utterances, {audio:.0f}s of audio)"), end="")
     if "oov" in info:

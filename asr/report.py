@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from asr import plots
-from asr.atomic import atomic_path, write_text_atomic
+from asr.atomic import atomic_folder
 from asr.errors import AsrError
+from asr.lock import folder_lock
 from asr.scoring import (
     ALIGNMENT,
     DEFAULT_NORMALIZER,
@@ -112,26 +113,60 @@ def write_report(out_dir: str | Path, ids: Sequence[str], speakers: Sequence[str
     return report
 
 
+REPORT_FILES = ("ref.trn", "hyp.trn", "errs.txt", "summary.txt", "utts.jsonl", "wer_vs_length.png",
+                "error_types.png", "summary.md", "report.html", "summary.json")
+
+
+def report_lock(out_dir: str | Path):
+    """The lock a process holds while it writes the report folder `out_dir` (a file beside
+    it, since the folder itself is replaced): take it before a long decode, so that a
+    second writer stops at once instead of after its decode."""
+    out = Path(out_dir)
+    return folder_lock(out, out.parent / f".{out.name}.lock", "report folder")
+
+
+def check_report_folder(out_dir: str | Path) -> None:
+    """AsrError unless `out_dir` is absent, or a folder of report files only (which a new
+    report may replace)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise AsrError(f"{out}: exists and is not a folder; choose another report folder")
+    strangers = sorted(p.name for p in out.iterdir() if p.name not in REPORT_FILES) if out.is_dir() else []
+    if strangers:
+        raise AsrError(f"{out}: holds files that are not a report's ({', '.join(strangers[:3])}); "
+                       "choose another report folder")
+
+
 def write_report_files(report: Report, out_dir: str | Path) -> None:
+    """Write the report into a new folder beside `out_dir`, then put it in the place of
+    `out_dir`: a reader never sees files of two runs, and a crash leaves the old report.
+    An existing `out_dir` that holds anything but report files is refused."""
     from asr.html_report import render_html
 
     out = Path(out_dir)
+    with report_lock(out):
+        check_report_folder(out)
+        with atomic_folder(out, set(REPORT_FILES)) as tmp:
+            _write_files(report, tmp, render_html)
+
+
+def _write_files(report: Report, out: Path, render_html) -> None:
     utts = report.utts
-    write_text_atomic(out / "ref.trn", format_trn(TrnEntry(u.id, u.speaker, u.ref) for u in utts))
-    write_text_atomic(out / "hyp.trn", format_trn(TrnEntry(u.id, u.speaker, u.hyp) for u in utts))
-    write_text_atomic(out / "errs.txt", "".join(f"id: {u.id}\n{aligned_block(u)}\n" for u in utts))
-    write_text_atomic(out / "summary.txt", summary_text(report))
-    write_text_atomic(out / "utts.jsonl", "".join(json.dumps(utterance_record(u), ensure_ascii=False) + "\n"
-                                                  for u in utts))
+    (out / "ref.trn").write_text(format_trn(TrnEntry(u.id, u.speaker, u.ref) for u in utts), encoding="utf-8")
+    (out / "hyp.trn").write_text(format_trn(TrnEntry(u.id, u.speaker, u.hyp) for u in utts), encoding="utf-8")
+    (out / "errs.txt").write_text("".join(f"id: {u.id}\n{aligned_block(u)}\n" for u in utts), encoding="utf-8")
+    (out / "summary.txt").write_text(summary_text(report), encoding="utf-8")
+    (out / "utts.jsonl").write_text("".join(json.dumps(utterance_record(u), ensure_ascii=False) + "\n"
+                                            for u in utts), encoding="utf-8")
     figures = {"wer_vs_length.png": plots.wer_vs_length(utts),
                "error_types.png": plots.error_types(report.summary, report.speakers)}
     for name, png in figures.items():
-        with atomic_path(out / name) as tmp:
-            tmp.write_bytes(png)
-    write_text_atomic(out / "summary.md", summary_markdown(report))
-    write_text_atomic(out / "report.html", render_html(report, figures))
-    # Last: summary.json marks a finished report.
-    write_text_atomic(out / "summary.json", json.dumps(summary_json(report), indent=2, ensure_ascii=False) + "\n")
+        (out / name).write_bytes(png)
+    (out / "summary.md").write_text(summary_markdown(report), encoding="utf-8")
+    (out / "report.html").write_text(render_html(report, figures), encoding="utf-8")
+    # summary.json marks a finished report (readers that do not know of the folder swap).
+    (out / "summary.json").write_text(json.dumps(summary_json(report), indent=2, ensure_ascii=False) + "\n",
+                                      encoding="utf-8")
 
 
 def _finite(value):

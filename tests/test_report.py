@@ -111,6 +111,7 @@ def test_bad_trn_files(tmp_path, capsys):
 
 
 def test_write_report_keeps_the_old_files(tmp_path):
+    tmp_path = tmp_path / "report"
     s = write_report(tmp_path, ids=["u1", "u2"], speakers=["spk", "spk"], refs=["A B", "C"], hyps=["A", "C"],
                      title="test", extra={"decode": "greedy"})
     assert (tmp_path / "ref.trn").read_text() == "A B (spk-u1)\nC (spk-u2)\n"
@@ -133,3 +134,54 @@ def test_error_type_plot_stays_readable_with_many_speakers():
     png = plots.error_types(report.summary, report.speakers)
     height = int.from_bytes(png[20:24], "big")  # PNG IHDR
     assert png[:4] == b"\x89PNG" and height < 100 * (1.2 + 0.28 * (plots.MAX_SPEAKER_BARS + 2))
+
+
+def write_small(out, hyp="A"):
+    return write_report(out, ids=["u1"], speakers=["spk"], refs=["A B"], hyps=[hyp], title=f"hyp {hyp}")
+
+
+def test_a_second_writer_of_a_report_folder_stops_with_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "r"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from asr.report import report_lock\n"
+         f"with report_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Exception, match=rf"r: another asr process \(pid {holder.pid}\) is writing this report"):
+            write_small(out)
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    write_small(out)
+    assert json.loads((out / "summary.json").read_text())["title"] == "hyp A"
+
+
+def test_a_report_replaces_an_earlier_one_whole_and_a_failed_write_leaves_it(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    write_small(out, "A")
+    (out / "wer_vs_length.png").unlink()  # an earlier, older report with fewer files
+    write_small(out, "A B")
+    assert json.loads((out / "summary.json").read_text())["wer"] == 0
+    assert (out / "hyp.trn").read_text() == "A B (spk-u1)\n" and (out / "wer_vs_length.png").is_file()
+    import asr.html_report
+
+    def crash(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(asr.html_report, "render_html", crash)
+    with pytest.raises(RuntimeError):
+        write_small(out, "B")
+    assert (out / "hyp.trn").read_text() == "A B (spk-u1)\n"  # the old report, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", "r"]  # no temporary folder left
+
+
+def test_a_folder_with_other_files_is_not_replaced(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="holds files that are not a report's \\(notes.txt\\)"):
+        write_small(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
