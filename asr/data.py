@@ -37,7 +37,7 @@ def utterance_features(
 
     `mean`: the speaker's mean log-mel vector (features.mean_norm "speaker"; see speaker_means).
     """
-    feats = features_of(load_utterance(utt, feat_cfg), utt.audio, feat_cfg, mean)
+    feats = features_of(load_utterance(utt, feat_cfg), utt.where(), feat_cfg, mean)
     return stats.normalize(feats) if stats is not None else feats
 
 
@@ -68,8 +68,14 @@ def _log_mel(wave: torch.Tensor, path: str, feat_cfg: FeatureConfig) -> torch.Te
 
 
 def load_utterance(utt: Utterance, feat_cfg: FeatureConfig) -> torch.Tensor:
-    """The utterance's waveform (its segment of the file, if it has an offset)."""
-    return load_audio(utt.audio, feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
+    """The utterance's waveform (its segment of the file, if it has an offset); an AudioError
+    names the manifest line as well as the file."""
+    try:
+        return load_audio(utt.audio, feat_cfg.sample_rate, utt.offset or 0.0, _segment(utt))
+    except AudioError as e:
+        if utt.source is None:
+            raise
+        raise AudioError(f"{utt.source}: {e}") from None
 
 
 def speaker_of(utt: Utterance) -> str:
@@ -88,7 +94,7 @@ def speaker_means(
     for utt in utts:
         wave = load_utterance(utt, feat_cfg)
         for factor in factors:
-            feats = _log_mel(speed_perturb(wave, factor, feat_cfg.sample_rate), utt.audio, feat_cfg).double()
+            feats = _log_mel(speed_perturb(wave, factor, feat_cfg.sample_rate), utt.where(), feat_cfg).double()
             key = (speaker_of(utt), factor)
             sums[key] = sums.get(key, 0) + feats.sum(0)
             counts[key] = counts.get(key, 0) + feats.shape[0]
@@ -135,7 +141,7 @@ class SpeechDataset(torch.utils.data.Dataset):
             factor = random.choice(self.augment.speed_factors)
             wave = speed_perturb(wave, factor, self.feat_cfg.sample_rate)
         mean = self.means.get((speaker_of(utt), factor))
-        feats = self.stats.normalize(features_of(wave, utt.audio, self.feat_cfg, mean))
+        feats = self.stats.normalize(features_of(wave, utt.where(), self.feat_cfg, mean))
         if self.augment is not None:
             feats = spec_augment(feats, self.augment)
         # Characters outside the token list (possible in dev/test text) only leave the

@@ -6,6 +6,11 @@ Fields: id, audio (path, absolute or relative to the manifest's folder), duratio
 Without an offset a record is the whole audio file. With one (0 included) it is the
 segment [offset, offset + duration) of a longer file, which is read without cutting it
 out (TED-LIUM's talks, for instance).
+
+Ids and speakers must be writable to sclite trn files (no spaces or parentheses), and
+durations at most MAX_DURATION seconds: both are checked when the manifest is read, before
+any decoding. Each record keeps where it came from (`source`, "manifest:line"), so that an
+audio fault found later names the manifest line as well as the file.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -21,6 +27,8 @@ from asr.atomic import write_text_atomic
 from asr.errors import ManifestError
 
 REQUIRED = {"id": str, "audio": str, "duration": (int, float), "text": str, "speaker": str}
+MAX_DURATION = 24 * 3600.0  # seconds; longer is a wrong duration (or a recording to segment first)
+_NOT_IN_TRN = re.compile(r"[\s()]")
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,11 @@ class Utterance:
     text: str
     speaker: str
     offset: float | None = None  # None: the whole file; a number: a segment starting there
+    source: str | None = field(default=None, compare=False, repr=False)  # "manifest:line", for errors
+
+    def where(self) -> str:
+        """The audio file, after the manifest line it comes from (if known), for errors."""
+        return f"{self.source}: {self.audio}" if self.source else self.audio
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
@@ -75,8 +88,15 @@ def parse_record(line: str, where: str, base: Path | None = None) -> Utterance:
         raise ManifestError(f"{where}: field 'offset' must be a number >= 0")
     if not math.isfinite(rec["duration"]) or rec["duration"] <= 0:
         raise ManifestError(f"{where}: field 'duration' must be a finite number > 0")
+    if rec["duration"] > MAX_DURATION:
+        raise ManifestError(f"{where}: field 'duration' is {rec['duration']:g} s, more than {MAX_DURATION / 3600:g} h "
+                            "(a wrong duration, or a recording to cut into segments first)")
     if not rec["id"]:
         raise ManifestError(f"{where}: field 'id' is empty")
+    for name in ("id", "speaker"):
+        if _NOT_IN_TRN.search(rec[name]):
+            raise ManifestError(f"{where}: field '{name}' {rec[name]!r} holds spaces or parentheses, "
+                                "which sclite trn files cannot hold")
     audio = rec["audio"]
     if base is not None and not os.path.isabs(audio):
         audio = str(base / audio)
@@ -87,6 +107,7 @@ def parse_record(line: str, where: str, base: Path | None = None) -> Utterance:
         text=rec["text"],
         speaker=rec["speaker"],
         offset=None if offset is None else float(offset),
+        source=where,
     )
 
 
@@ -95,6 +116,7 @@ def write_manifest(utts: Iterable[Utterance], path: str | Path) -> int:
     lines = []
     for u in utts:
         rec = asdict(u)
+        del rec["source"]
         if rec["offset"] is None:
             del rec["offset"]
         lines.append(json.dumps(rec, ensure_ascii=False))

@@ -148,3 +148,57 @@ def test_training_refuses_to_overwrite_an_earlier_run(tmp_path, capsys):
     m = str(tmp_path / "m.jsonl")
     assert main(["train", "--train", m, "--dev", m, "--exp", str(tmp_path / "exp")]) == 1
     assert "holds checkpoints of an earlier run" in capsys.readouterr().err
+
+
+def test_manifest_audio_faults_name_the_manifest_line(tiny_model, tmp_path, capsys):
+    good = write_tone(tmp_path / "good.wav", seconds=0.5)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
+    recs = [{"id": "a", "audio": str(good), "duration": 0.5, "text": "A", "speaker": "s"},
+            {"id": "b", "audio": "bad.wav", "duration": 1.0, "text": "A", "speaker": "s"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert main(["evaluate", "--model", str(tiny_model), "--manifest", str(tmp_path / "m.jsonl"),
+                 "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"asr: error: {tmp_path / 'm.jsonl'}:2: {tmp_path / 'bad.wav'}: cannot read audio")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("path, message", [("/dev/zero", "not a regular file"), (".", "is a folder")])
+def test_devices_and_folders_are_not_missing_files(tiny_model, path, message):
+    r = run_cli("transcribe", "--model", str(tiny_model), path)
+    assert_one_line_error(r, path, message)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("duration", 1e12, "field 'duration' is 1e+12 s, more than 24 h"),
+    ("id", "an4 test", "field 'id' 'an4 test' holds spaces or parentheses"),
+    ("id", "u(1)", "field 'id' 'u(1)' holds spaces or parentheses"),
+    ("speaker", "Jo Smith", "field 'speaker' 'Jo Smith' holds spaces or parentheses"),
+])
+def test_manifest_records_that_cannot_be_scored_are_refused_on_read(tiny_model, tmp_path, field, value, message):
+    write_tone(tmp_path / "a.wav", seconds=0.5)
+    rec = {"id": "a", "audio": "a.wav", "duration": 0.5, "text": "A", "speaker": "s"}
+    (tmp_path / "m.jsonl").write_text(json.dumps({**rec, "id": "ok"}) + "\n" + json.dumps({**rec, field: value}) + "\n")
+    r = run_cli("evaluate", "--model", str(tiny_model), "--manifest", str(tmp_path / "m.jsonl"),
+                "--out", str(tmp_path / "out"))
+    assert_one_line_error(r, f"m.jsonl:2: {message}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_into_a_folder_another_run_writes_stops_before_decoding(tiny_model, tmp_path):
+    write_tone(tmp_path / "a.wav", seconds=0.5)
+    (tmp_path / "m.jsonl").write_text(json.dumps(
+        {"id": "a", "audio": "a.wav", "duration": 0.5, "text": "A", "speaker": "s"}) + "\n")
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from asr.report import report_lock\n"
+         f"with report_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = run_cli("evaluate", "--model", str(tiny_model), "--manifest", str(tmp_path / "m.jsonl"), "--out", str(out))
+        assert_one_line_error(r, f"{out}: another asr process (pid {holder.pid}) is writing this report folder")
+        assert "decoding took" not in r.stdout and not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()

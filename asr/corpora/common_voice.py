@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import unicodedata
 from collections import Counter
 from functools import lru_cache
@@ -287,6 +288,9 @@ def make_utterances(
             continue
         audio = clip_path(clips, row["path"])
         uid = audio.name.removesuffix(".mp3")
+        if re.search(r"[\s()]", uid + row["client_id"]):
+            report.skip(split, f"{where}: clip or client id with spaces or parentheses (sclite cannot score it)")
+            continue
         if uid in seen:
             report.skip(split, f"{where}: clip '{row['path']}' listed twice")
             continue
