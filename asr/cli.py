@@ -209,7 +209,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             raise AsrError(f"{path}: no such {what} file")
     tuned, rows = tune(bundle, utts, Path(args.lm), parse_floats(args.lm_weights, "--lm-weights"),
                        parse_floats(args.word_scores, "--word-scores"), pick_device(args.device),
-                       lexicon=Path(args.lexicon) if args.lexicon else None)
+                       lexicon=Path(args.lexicon) if args.lexicon else None, source=args.manifest)
     out = Path(args.out or args.model)
     save_bundle_object(tuned, out)
     write_tune_report(rows, out.with_suffix(".tune.json"))

@@ -34,11 +34,13 @@ def tune(
     device: torch.device,
     lexicon: Path | None = None,
     log: Callable[[str], None] = print,
+    source: str | None = None,
 ) -> tuple[Bundle, list[dict]]:
     """Pick the (lm_weight, word_score) with the lowest WER (then CER) on `utts`.
 
     Returns the bundle with those beam settings, the LM and the lexicon stored, and one
-    row per grid point.
+    row per grid point. `source` (the manifest's path) is recorded as info["tuned_on"], so
+    that anyone can check a model was tuned on dev.
     """
     base = dataclasses.replace(bundle.config.decode, method="beam")
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +68,8 @@ def tune(
     tuned = dataclasses.replace(
         bundle,
         config=dataclasses.replace(bundle.config, decode=decode),
-        info={**bundle.info, "tuned_on": f"{len(utts)} utterances", "tuned_wer": best["wer"], "tuned_cer": best["cer"]},
+        info={**bundle.info, "tuned_on": source or f"{len(utts)} utterances", "tuned_utterances": len(utts),
+              "tuned_wer": best["wer"], "tuned_cer": best["cer"]},
         lm_arpa=lm_text,
         lexicon=lexicon_text,
     )

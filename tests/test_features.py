@@ -2,6 +2,7 @@ import math
 
 import librosa
 import numpy as np
+import pytest
 import torch
 
 from asr.config import AugmentConfig, FeatureConfig
@@ -61,3 +62,20 @@ def test_speed_perturb_changes_length():
     assert len(speed_perturb(wave, 1.1)) == math.ceil(16000 / 1.1)
     assert len(speed_perturb(wave, 0.9)) == math.ceil(16000 / 0.9)
     assert speed_perturb(wave, 1.0) is wave
+
+
+def dominant_frequency(wave: torch.Tensor, rate: int = 16000) -> float:
+    """The frequency of the largest FFT bin, refined by parabolic interpolation."""
+    spectrum = torch.fft.rfft(wave.double() * torch.hann_window(len(wave), dtype=torch.float64)).abs()
+    k = int(spectrum[1:-1].argmax()) + 1
+    a, b, c = (float(spectrum[k - 1]), float(spectrum[k]), float(spectrum[k + 1]))
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate / len(wave)
+
+
+@pytest.mark.parametrize("factor, expected", [(1.1, 484.0), (0.9, 396.0)])
+def test_speed_perturb_changes_pitch(factor, expected):
+    """Kaldi-style speed perturbation plays the audio faster: a 440 Hz tone at 1.1 becomes 484 Hz."""
+    t = torch.arange(32000) / 16000
+    tone = torch.sin(2 * math.pi * 440.0 * t)
+    assert dominant_frequency(tone) == pytest.approx(440.0, abs=0.5)
+    assert dominant_frequency(speed_perturb(tone, factor)) == pytest.approx(expected, abs=0.5)

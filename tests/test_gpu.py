@@ -1,4 +1,4 @@
-"""CUDA checks (run with `pytest -m gpu` on a machine with a GPU; skipped elsewhere)."""
+"""CUDA checks: part of the default run where CUDA is available (`pytest -m gpu` runs only these), skipped elsewhere."""
 
 import pytest
 import torch

@@ -52,6 +52,18 @@ def test_an4_recipe_runs_all_stages_once(recipe_run):
         assert (exp / name / "report.html").is_file()
     assert json.loads((exp / "decode_test_beam_lm" / "summary.json").read_text())["decode"]["method"] == "beam"
     assert (tmp_path / "an4" / "lm" / "3gram.arpa").is_file() and (exp / "model_lm.pt").is_file()
+    from asr.checkpoint import load_bundle
+    from asr.manifest import read_manifest
+
+    counts = {split: len(read_manifest(tmp_path / "an4" / "manifests" / f"{split}.jsonl"))
+              for split in ("train", "dev", "test")}
+    assert counts == {"train": 856, "dev": 92, "test": 130}
+    for split in ("dev", "test"):
+        for method in ("greedy", "beam_lm"):
+            summary = json.loads((exp / f"decode_{split}_{method}" / "summary.json").read_text())
+            assert summary["n_sentences"] == counts[split], (split, method)
+    tuned = load_bundle(exp / "model_lm.pt").info
+    assert tuned["tuned_on"] == f"{tmp_path / 'an4'}/manifests/dev.jsonl" and tuned["tuned_utterances"] == 92
     times = (tmp_path / "an4" / "stage_times.txt").read_text()
     assert all(f"stage {n} " in times for n in range(6))
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
