@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +136,13 @@ def load_checkpoint_file(path: str | Path) -> dict:
     if not path.is_file():
         raise AsrError(f"{path}: no such model file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as e:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise AsrError(f"{path}: not a readable model file (not tensors and plain data: refused "
+                       "without running it; load only model files you trust)") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError, TypeError) as e:
         raise AsrError(f"{path}: not a readable model file ({first_line(e)})") from None
     if not isinstance(data, dict):
         raise AsrError(f"{path}: not an asr model file")

@@ -37,8 +37,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from asr.manifest import read_manifest
     from asr.train import train
 
-    # --resume alone continues with the config the run was started with.
-    cfg = None if args.resume and not (args.config or args.set) else load_config(args.config, args.set)
+    # --resume without --config continues with the run's own config (its config.yaml), with
+    # any --set overrides on top (e.g. more epochs); train() checks what may change.
+    saved = Path(args.exp) / "config.yaml"
+    if args.resume and not args.config:
+        cfg = load_config(saved, args.set) if args.set and saved.is_file() else None
+        if args.set and cfg is None:
+            cfg = load_config(None, args.set)
+    else:
+        cfg = load_config(args.config, args.set)
     train_utts = read_manifest(args.train)
     dev_utts = read_manifest(args.dev)
     path = train(cfg, train_utts, dev_utts, args.exp, resume=args.resume, device=args.device,

@@ -14,8 +14,10 @@ write_report writes
 
 from __future__ import annotations
 
+import glob
 import json
 import math
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -137,6 +139,14 @@ def check_report_folder(out_dir: str | Path) -> None:
                        "choose another report folder")
 
 
+def remove_stale_folders(out: Path) -> None:
+    """Delete the .NAME.XXXX.tmp / .old folders that a killed writer of `out` left beside it
+    (only while holding its lock: no live writer owns them)."""
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*"):
+        if stale.is_dir() and stale.suffix in (".tmp", ".old"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def write_report_files(report: Report, out_dir: str | Path) -> None:
     """Write the report into a new folder beside `out_dir`, then put it in the place of
     `out_dir`: a reader never sees files of two runs, and a crash leaves the old report.
@@ -146,6 +156,7 @@ def write_report_files(report: Report, out_dir: str | Path) -> None:
     out = Path(out_dir)
     with report_lock(out):
         check_report_folder(out)
+        remove_stale_folders(out)
         with atomic_folder(out, set(REPORT_FILES)) as tmp:
             _write_files(report, tmp, render_html)
 

@@ -165,3 +165,9 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_not_an_archive_is_one_clear_error(tmp_path):
+    (tmp_path / "notes.tgz").write_text("not an archive\n")
+    with pytest.raises(AsrError, match=r"notes\.tgz: cannot extract archive \(not a readable \.tar, \.tar\.gz"):
+        extract_tar(tmp_path / "notes.tgz", tmp_path / "out")

@@ -178,6 +178,11 @@ def test_a_report_replaces_an_earlier_one_whole_and_a_failed_write_leaves_it(tmp
         write_small(out, "B")
     assert (out / "hyp.trn").read_text() == "A B (spk-u1)\n"  # the old report, untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", "r"]  # no temporary folder left
+    (tmp_path / ".r.k1ll3d.tmp").mkdir()  # as a writer killed with SIGKILL leaves it
+    (tmp_path / ".r.k1ll3d.tmp" / "ref.trn").write_text("half")
+    monkeypatch.undo()
+    write_small(out, "B")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", "r"]
 
 
 def test_a_folder_with_other_files_is_not_replaced(tmp_path, capsys):

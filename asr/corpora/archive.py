@@ -25,7 +25,7 @@ import tarfile
 import zlib
 from pathlib import Path
 
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
 
 MAX_LINK_HOPS = 40  # as the kernel's limit on symbolic links followed in one lookup
 
@@ -44,8 +44,13 @@ def extract_tar(archive: str | Path, dest: str | Path) -> int:
             return _extract_members(tar, dest)
     except UnsafeMember as e:
         raise AsrError(f"{archive}: refusing to extract ({e})") from None
+    except tarfile.ReadError as e:
+        if "could not be opened" in str(e):
+            raise AsrError(f"{archive}: cannot extract archive (not a readable .tar, .tar.gz, .tar.bz2 or .tar.xz; "
+                           "truncated?)") from None
+        raise AsrError(f"{archive}: cannot extract archive ({first_line(e)})") from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise AsrError(f"{archive}: cannot extract archive ({e or type(e).__name__})") from None
+        raise AsrError(f"{archive}: cannot extract archive ({first_line(e)})") from None
 
 
 def member_path(name: str) -> str:
