@@ -41,6 +41,20 @@ class AugmentConfig:
     time_mask_width: int = 40  # at most this many frames per mask
     time_mask_ratio: float = 0.05  # ... and at most this fraction of the utterance
     speed_factors: tuple[float, ...] = ()  # e.g. (0.9, 1.0, 1.1); empty = off
+    # Real recording conditions (asr/augment.py), applied to the waveform after speed
+    # perturbation, each with a probability per utterance; ranges are (low, high).
+    noise_prob: float = 0.0
+    noise_snr_db: tuple[float, ...] = (0.0, 20.0)
+    noise_weights: tuple[float, ...] = (1.0, 1.0, 1.0)  # odds of coloured noise, babble, noise_dir recordings
+    noise_dir: str = ""  # folder of noise recordings (e.g. MUSAN's noise/), searched recursively
+    babble_speakers: tuple[float, ...] = (3.0, 6.0)  # other training utterances in one babble
+    reverb_prob: float = 0.0
+    rt60: tuple[float, ...] = (0.2, 0.8)  # seconds, of the simulated rooms
+    rir_dir: str = ""  # folder of measured impulse responses, used instead of simulated rooms
+    rir_bank: int = 64  # simulated impulse responses drawn at the start of training
+    telephone_prob: float = 0.0  # 8 kHz band, then no codec, mu-law or GSM 06.10 (equal odds)
+    gain_prob: float = 0.0
+    gain_db: tuple[float, ...] = (-15.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -186,7 +200,23 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
         raise AsrError(f"{where}: model.dropout must be in [0, 1)")
     if cfg.tokenizer.character_coverage > 1:
         raise AsrError(f"{where}: tokenizer.character_coverage must be in (0, 1]")
+    validate_augment(cfg.augment, where)
     return cfg
+
+
+def validate_augment(a: AugmentConfig, where: str) -> None:
+    for name in ("noise_prob", "reverb_prob", "telephone_prob", "gain_prob"):
+        if not 0 <= getattr(a, name) <= 1:
+            raise AsrError(f"{where}: augment.{name} must be a probability in [0, 1]")
+    for name, low, high in (("noise_snr_db", -30, 100), ("babble_speakers", 1, 100), ("rt60", 0.05, 5),
+                            ("gain_db", -60, 40)):
+        value = getattr(a, name)
+        if len(value) != 2 or not low <= value[0] <= value[1] <= high:
+            raise AsrError(f"{where}: augment.{name} must be [low, high] within [{low}, {high}], got {list(value)}")
+    if len(a.noise_weights) != 3 or min(a.noise_weights) < 0:
+        raise AsrError(f"{where}: augment.noise_weights must be three odds >= 0 (coloured, babble, noise_dir)")
+    if a.rir_bank < 1:
+        raise AsrError(f"{where}: augment.rir_bank must be at least 1")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
+import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from asr.audio import load_audio
+from asr.augment import WaveAugmenter
 from asr.errors import AudioError
 from asr.config import AugmentConfig, FeatureConfig
 from asr.features import FeatureStats, log_mel, spec_augment, speed_perturb
@@ -117,14 +119,21 @@ class SpeechDataset(torch.utils.data.Dataset):
         stats: FeatureStats,
         augment: AugmentConfig | None = None,
         means: dict[tuple[str, float], torch.Tensor] | None = None,
+        wave_augmenter: WaveAugmenter | None = None,
+        seed: int = 0,
     ):
         """`means`: speaker means (features.mean_norm "speaker"); computed from `utts` when
-        not given, for every speed factor that augmentation uses."""
+        not given, for every speed factor that augmentation uses. `wave_augmenter`: noise,
+        reverberation, telephone and gain (asr.augment), drawn from a generator seeded by
+        (seed, epoch, index): the same audio in any worker, different in each epoch."""
         self.utts = list(utts)
         self.tokenizer = tokenizer
         self.feat_cfg = feat_cfg
         self.stats = stats
         self.augment = augment
+        self.wave_augmenter = wave_augmenter if wave_augmenter is not None and wave_augmenter.active else None
+        self.seed = seed
+        self.epoch = 1
         if feat_cfg.mean_norm == "speaker" and means is None:
             factors = augment.speed_factors if augment is not None and augment.speed_factors else (1.0,)
             means = speaker_means(self.utts, feat_cfg, factors)
@@ -133,6 +142,9 @@ class SpeechDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.utts)
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __getitem__(self, i: int) -> Example:
         utt = self.utts[i]
         wave = load_utterance(utt, self.feat_cfg)
@@ -140,6 +152,9 @@ class SpeechDataset(torch.utils.data.Dataset):
         if self.augment is not None and self.augment.speed_factors:
             factor = random.choice(self.augment.speed_factors)
             wave = speed_perturb(wave, factor, self.feat_cfg.sample_rate)
+        if self.wave_augmenter is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            wave = torch.from_numpy(self.wave_augmenter(wave.numpy(), rng, exclude=utt.id))
         mean = self.means.get((speaker_of(utt), factor))
         feats = self.stats.normalize(features_of(wave, utt.where(), self.feat_cfg, mean))
         if self.augment is not None:

@@ -18,6 +18,7 @@ Outputs in `exp_dir`:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import random
 import time
@@ -39,7 +40,16 @@ from asr.checkpoint import (
     save_epoch_checkpoint,
 )
 from asr.config import RunConfig, config_differences, from_dict, load_config, save_config, to_dict
-from asr.data import BucketBatchSampler, SpeechDataset, make_loader, speaker_means, speaker_of, utterance_features
+from asr.augment import WaveAugmenter
+from asr.data import (
+    BucketBatchSampler,
+    SpeechDataset,
+    load_utterance,
+    make_loader,
+    speaker_means,
+    speaker_of,
+    utterance_features,
+)
 from asr.decoding import GreedyDecoder
 from asr.device import autocast_dtype, pick_device
 from asr.errors import AsrError, first_line
@@ -228,7 +238,10 @@ def restore_or_start(
             "(empty, too short for their text, or unknown characters)")
     if not train_set:
         raise AsrError("no usable training utterances")
-    train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means)
+    augmenter = WaveAugmenter(cfg.augment, cfg.features.sample_rate, babble_pool=train_set,
+                              load=functools.partial(load_utterance, feat_cfg=cfg.features), seed=tc.seed)
+    train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means,
+                               wave_augmenter=augmenter, seed=tc.seed)
     loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs)
     # Batches per epoch vary a little (length jitter, sorted first epochs): count them all,
     # so that the learning-rate decay ends on the last step.
@@ -270,6 +283,7 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
     cfg, dev, model = run.cfg, run.device, run.model
     model.train()
     run.sampler.set_epoch(epoch)
+    run.loader.dataset.set_epoch(epoch)
     loss_sum, n_utts, audio_s = 0.0, 0, 0.0
     bar = tqdm(run.loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress)
     for batch in bar:

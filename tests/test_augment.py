@@ -1,0 +1,164 @@
+"""asr.augment: the numbers of each augmentation (SNR, band limit, power, spectra), seeding,
+and its use in training data."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asr.augment import (
+    CODECS,
+    WaveAugmenter,
+    coloured_noise,
+    mix_at_snr,
+    power,
+    reverberate,
+    simulate_rir,
+    telephone,
+)
+from asr.config import AugmentConfig, load_config
+from asr.errors import AsrError
+from asr.manifest import Utterance
+
+RATE = 16000
+
+
+def speech_like(seconds=2.0, seed=0):
+    """Harmonics with a syllable-rate envelope: power that varies over time, as speech's does."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    rng = np.random.default_rng(seed)
+    wave = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) / k for k, f in enumerate((140, 280, 560, 1100, 2300, 5200), 1))
+    return (0.2 * wave * (0.3 + np.abs(np.sin(2 * np.pi * 3 * t)))).astype(np.float32)
+
+
+def snr_db(clean, mixed):
+    return 10 * np.log10(power(clean) / power(mixed - clean))
+
+
+def band_energy(wave, low_hz):
+    spectrum = np.abs(np.fft.rfft(wave.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(wave), 1 / RATE)
+    return spectrum[freqs > low_hz].sum() / spectrum.sum()
+
+
+@pytest.mark.parametrize("colour", ["white", "pink", "brown"])
+@pytest.mark.parametrize("target", [-5.0, 0.0, 5.0, 10.0, 20.0])
+def test_noise_is_mixed_at_the_target_snr(colour, target):
+    speech = speech_like()
+    noise = coloured_noise(len(speech), colour, np.random.default_rng(1))
+    assert snr_db(speech, mix_at_snr(speech, noise, target)) == pytest.approx(target, abs=0.5)
+
+
+def test_noise_colours_have_their_spectral_slopes():
+    """Power per octave band: white rises 3 dB an octave, pink is flat, brown falls 3 dB."""
+    rng = np.random.default_rng(0)
+    for colour, slope in (("white", 3.0), ("pink", 0.0), ("brown", -3.0)):
+        noise = coloured_noise(2 ** 18, colour, rng)
+        assert power(noise) == pytest.approx(1.0, rel=1e-3)
+        spectrum = np.abs(np.fft.rfft(noise.astype(np.float64))) ** 2
+        freqs = np.fft.rfftfreq(len(noise), 1 / RATE)
+        bands = [spectrum[(freqs >= f) & (freqs < 2 * f)].sum() for f in (250, 500, 1000, 2000)]
+        per_octave = np.diff(10 * np.log10(bands))
+        assert per_octave == pytest.approx([slope] * 3, abs=0.6), colour
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_telephone_channel_has_no_energy_above_4_khz(codec):
+    speech = speech_like()
+    assert band_energy(speech, 4000) > 0.01  # the 5.2 kHz harmonic is there before
+    phone = telephone(speech, RATE, codec)
+    assert len(phone) == len(speech) and phone.dtype == np.float32
+    assert band_energy(phone, 4000) < 1e-4  # below -40 dB of the total
+    assert power(phone) > 0.3 * power(speech)  # the band below 4 kHz gets through
+
+
+def test_reverberation_keeps_power_and_timing():
+    rng = np.random.default_rng(0)
+    rir = simulate_rir(RATE, 0.5, rng)
+    assert np.abs(rir).max() == pytest.approx(1.0)
+    click = np.zeros(RATE, dtype=np.float32)
+    click[4000] = 1.0
+    wet = reverberate(click, rir)
+    assert int(np.abs(wet).argmax()) == 4000  # the direct path stays where the sound was
+    assert (np.abs(wet[4100:]) > 1e-3).sum() > 100  # and the room's tail follows it
+    speech = speech_like()
+    assert power(reverberate(speech, rir)) == pytest.approx(power(speech), rel=1e-4)
+
+
+def augmenter(tmp_path, **changes):
+    pool = []
+    for k in range(4):
+        path = tmp_path / f"talker{k}.wav"
+        sf.write(str(path), speech_like(1.0 + 0.3 * k, seed=k), RATE)
+        pool.append(Utterance(f"t{k}", str(path), 1.0, "A", f"s{k}"))
+    from asr.audio import load_audio
+
+    cfg = dataclasses.replace(AugmentConfig(), **changes)
+    return WaveAugmenter(cfg, RATE, pool, load=lambda u: load_audio(u.audio).numpy(), seed=3)
+
+
+def test_the_same_seed_gives_the_same_audio(tmp_path):
+    aug = augmenter(tmp_path, noise_prob=1.0, reverb_prob=1.0, telephone_prob=1.0, gain_prob=1.0, rir_bank=4)
+    speech = speech_like()
+    a = aug(speech, np.random.default_rng([7, 1, 0]), exclude="t0")
+    b = aug(speech, np.random.default_rng([7, 1, 0]), exclude="t0")
+    c = aug(speech, np.random.default_rng([7, 2, 0]), exclude="t0")
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    assert a.shape == speech.shape and np.isfinite(a).all() and np.abs(a).max() <= 1.0
+
+
+def test_babble_mixes_other_utterances_at_the_target_snr(tmp_path):
+    aug = augmenter(tmp_path, noise_prob=1.0, noise_weights=(0.0, 1.0, 0.0), noise_snr_db=(5.0, 5.0),
+                    babble_speakers=(2.0, 2.0))
+    speech = speech_like(seed=9)
+    out = aug(speech, np.random.default_rng(0), exclude="t0")
+    assert snr_db(speech, out) == pytest.approx(5.0, abs=0.5)
+    babble = aug.babble(len(speech), np.random.default_rng(0), exclude="t0")
+    assert power(babble) > 0 and not np.allclose(babble, 0)
+
+
+def test_noise_folder_recordings_are_used(tmp_path):
+    noise_dir = tmp_path / "noise" / "sub"
+    noise_dir.mkdir(parents=True)
+    sf.write(str(noise_dir / "hum.flac"), 0.05 * np.sin(2 * np.pi * 50 * np.arange(8000) / RATE), RATE)
+    aug = augmenter(tmp_path, noise_prob=1.0, noise_weights=(0.0, 0.0, 1.0), noise_snr_db=(10.0, 10.0),
+                    noise_dir=str(tmp_path / "noise"))
+    speech = speech_like()
+    out = aug(speech, np.random.default_rng(0))
+    residual = out - speech
+    assert snr_db(speech, out) == pytest.approx(10.0, abs=0.5)
+    freqs = np.fft.rfftfreq(len(residual), 1 / RATE)
+    assert freqs[np.abs(np.fft.rfft(residual)).argmax()] == pytest.approx(50, abs=1)  # the hum, looped
+
+
+def test_missing_folders_and_bad_ranges_are_refused(tmp_path):
+    with pytest.raises(AsrError, match="no such noise folder"):
+        augmenter(tmp_path, noise_prob=0.5, noise_dir=str(tmp_path / "none"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AsrError, match="no audio files"):
+        augmenter(tmp_path, reverb_prob=0.5, rir_dir=str(tmp_path / "empty"))
+    for override, message in (("augment.noise_prob=1.5", "augment.noise_prob must be a probability"),
+                              ("augment.noise_snr_db=[20, 0]", "augment.noise_snr_db must be"),
+                              ("augment.noise_weights=[1, 1]", "augment.noise_weights must be three")):
+        with pytest.raises(AsrError, match=message):
+            load_config(None, [override])
+
+
+def test_training_examples_are_seeded_by_epoch_and_index(tmp_path):
+    from asr.data import SpeechDataset
+    from asr.features import FeatureStats
+    from asr.tokenizer import CharTokenizer
+
+    aug = augmenter(tmp_path, noise_prob=1.0, noise_weights=(1.0, 0.0, 0.0))
+    utts = aug.babble_pool
+    ds = SpeechDataset(utts, CharTokenizer.build(["A"]), load_config().features,
+                       FeatureStats(torch.zeros(80), torch.ones(80)), wave_augmenter=aug, seed=5)
+    first = ds[1].feats
+    assert torch.equal(first, ds[1].feats)  # the same (seed, epoch, index): the same features
+    ds.set_epoch(2)
+    assert not torch.equal(first, ds[1].feats)  # another epoch: another noise
+    clean = SpeechDataset(utts, CharTokenizer.build(["A"]), load_config().features,
+                          FeatureStats(torch.zeros(80), torch.ones(80)))
+    assert not torch.equal(first, clean[1].feats)
