@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -71,17 +71,18 @@ def save_torch_atomic(obj: Any, path: str | Path) -> None:
 
 
 @contextmanager
-def atomic_folder(path: str | Path, replaceable: set[str]) -> Iterator[Path]:
+def atomic_folder(path: str | Path, replaceable: Callable[[str], bool]) -> Iterator[Path]:
     """Yield a new temporary folder beside `path`; if the block succeeds, put it in the place
     of `path` (one rename when `path` does not exist; else two, the old folder removed after),
     so that `path` never holds files of two writers. An existing `path` is replaced only if
-    all it holds are names in `replaceable` (an earlier folder of the same kind): anything
-    else raises FileExistsError naming the first stranger."""
+    `replaceable(name)` holds for all it holds (an earlier folder of the same kind): anything
+    else raises FileExistsError naming the first stranger. A crash between the two renames
+    leaves the old folder in .NAME.XXXXXXXX.old/NAME, for the next writer to put back."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path}: exists and is not a folder")
     if path.is_dir():
-        strangers = sorted(p.name for p in path.iterdir() if p.name not in replaceable)
+        strangers = sorted(p.name for p in path.iterdir() if not replaceable(p.name))
         if strangers:
             raise FileExistsError(f"{path}: holds files that are not ours ({strangers[0]}, ...)")
     path.parent.mkdir(parents=True, exist_ok=True)

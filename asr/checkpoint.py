@@ -21,9 +21,9 @@ checkpoint that reads and checks, warning about any newer one it has to pass ove
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -142,7 +142,7 @@ def load_checkpoint_file(path: str | Path) -> dict:
     except pickle.UnpicklingError:
         raise AsrError(f"{path}: not a readable model file (not tensors and plain data: refused "
                        "without running it; load only model files you trust)") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError, TypeError) as e:
+    except Exception as e:  # a damaged file makes torch.load raise almost anything (struct.error, KeyError, ...)
         raise AsrError(f"{path}: not a readable model file ({first_line(e)})") from None
     if not isinstance(data, dict):
         raise AsrError(f"{path}: not an asr model file")
@@ -289,7 +289,9 @@ def load_latest_checkpoint(exp_dir: str | Path, warn: Callable[[str], None]) -> 
             if missing:
                 raise AsrError(f"{path}: not a training checkpoint (no {', '.join(missing)})")
         except AsrError as e:
-            warn(f"warning: {e}; falling back to the checkpoint before it")
+            damaged = path.with_name(path.name + ".damaged")  # out of the listing, so never kept over good ones
+            os.replace(path, damaged)
+            warn(f"warning: {e}; renamed it {damaged.name} and falling back to the checkpoint before it")
             continue
         return path, state
     if paths:
@@ -298,11 +300,16 @@ def load_latest_checkpoint(exp_dir: str | Path, warn: Callable[[str], None]) -> 
     return None
 
 
+TRAINING_FILES = ("model.pt", "stats.pt", "config.yaml", "tokens.txt", "tokenizer.model")
+
+
 def remove_stale_temporaries(exp_dir: str | Path) -> int:
-    """Delete the temporary files (.NAME.XXXX.tmp) that writes interrupted by a crash left in an
-    experiment folder and its checkpoints/. Only for a folder this process has locked."""
+    """Delete the temporary files (.NAME.XXXX.tmp) that training's own writes, interrupted by a
+    crash, left in an experiment folder (of TRAINING_FILES) and its checkpoints/. Only for a
+    folder this process has locked; other commands' temporaries are left alone."""
     exp_dir = Path(exp_dir)
-    stale = [p for folder in (exp_dir, exp_dir / "checkpoints") for p in folder.glob(".*.tmp") if p.is_file()]
+    stale = [p for p in (exp_dir / "checkpoints").glob(".epoch-*.pt.*.tmp") if p.is_file()]
+    stale += [p for name in TRAINING_FILES for p in exp_dir.glob(f".{name}.*.tmp") if p.is_file()]
     for p in stale:
         p.unlink()
     return len(stale)

@@ -14,9 +14,10 @@ write_report writes
 
 from __future__ import annotations
 
-import glob
 import json
 import math
+import os
+import re
 import shutil
 from collections import Counter
 from collections.abc import Sequence
@@ -119,6 +120,13 @@ REPORT_FILES = ("ref.trn", "hyp.trn", "errs.txt", "summary.txt", "utts.jsonl", "
                 "error_types.png", "summary.md", "report.html", "summary.json")
 
 
+def replaceable(name: str) -> bool:
+    """A file a new report may replace: one of a report's, a temporary file an older writer
+    left (.NAME.XXXX.tmp), or sclite's output from the trn files (hyp.trn.sys, ...)."""
+    return (name in REPORT_FILES or (name.startswith(".") and name.endswith(".tmp"))
+            or name.startswith(("hyp.trn.", "ref.trn.")))
+
+
 def report_lock(out_dir: str | Path):
     """The lock a process holds while it writes the report folder `out_dir` (a file beside
     it, since the folder itself is replaced): take it before a long decode, so that a
@@ -133,18 +141,23 @@ def check_report_folder(out_dir: str | Path) -> None:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise AsrError(f"{out}: exists and is not a folder; choose another report folder")
-    strangers = sorted(p.name for p in out.iterdir() if p.name not in REPORT_FILES) if out.is_dir() else []
+    strangers = sorted(p.name for p in out.iterdir() if not replaceable(p.name)) if out.is_dir() else []
     if strangers:
         raise AsrError(f"{out}: holds files that are not a report's ({', '.join(strangers[:3])}); "
                        "choose another report folder")
 
 
 def remove_stale_folders(out: Path) -> None:
-    """Delete the .NAME.XXXX.tmp / .old folders that a killed writer of `out` left beside it
-    (only while holding its lock: no live writer owns them)."""
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.*"):
-        if stale.is_dir() and stale.suffix in (".tmp", ".old"):
-            shutil.rmtree(stale, ignore_errors=True)
+    """Clean up after a writer of `out` that was killed (only while holding its lock: no live
+    writer owns these): delete its .NAME.XXXXXXXX.tmp folders, and put back the earlier report
+    that a writer killed between its two renames left in .NAME.XXXXXXXX.old/NAME."""
+    own = re.compile(rf"\.{re.escape(out.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
+    for stale in sorted(out.parent.iterdir() if out.parent.is_dir() else []):
+        if not (stale.is_dir() and own.fullmatch(stale.name)):
+            continue
+        if stale.suffix == ".old" and not out.exists() and (stale / out.name).is_dir():
+            os.replace(stale / out.name, out)
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def write_report_files(report: Report, out_dir: str | Path) -> None:
@@ -157,7 +170,7 @@ def write_report_files(report: Report, out_dir: str | Path) -> None:
     with report_lock(out):
         check_report_folder(out)
         remove_stale_folders(out)
-        with atomic_folder(out, set(REPORT_FILES)) as tmp:
+        with atomic_folder(out, replaceable) as tmp:
             _write_files(report, tmp, render_html)
 
 

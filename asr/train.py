@@ -34,6 +34,7 @@ from asr.atomic import save_torch_atomic, write_text_atomic
 from asr.checkpoint import (
     build_model,
     epoch_checkpoints,
+    load_checkpoint_file,
     load_latest_checkpoint,
     remove_stale_temporaries,
     save_bundle,
@@ -226,7 +227,10 @@ def restore_or_start(
         log(f"speaker means of {len({s for s, _ in means})} speakers x {len(factors)} speeds "
             f"in {time.time() - t0:.1f}s")
     if state is not None and "stats" in state:  # the statistics the checkpoint was trained with
-        stats = FeatureStats.from_dict(state["stats"], cfg.features.n_mels)
+        try:
+            stats = FeatureStats.from_dict(state["stats"], cfg.features.n_mels)
+        except ValueError as e:
+            raise AsrError(f"{exp_dir}: the checkpoint's {e}") from None
     else:
         stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log, progress, means)
 
@@ -260,9 +264,8 @@ def restore_or_start(
             scheduler.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise AsrError(f"{exp_dir}: the checkpoint does not fit its config ({first_line(e)})") from None
-        run.start_epoch, run.best_wer = state["epoch"] + 1, state["best_wer"]
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
+        run.start_epoch, run.best_wer = state["epoch"] + 1, min(state["best_wer"], best_saved_wer(exp_dir))
+        restore_rng(state["rng"])
     else:
         log(f"model: {run.n_params:,} parameters; {len(train_set)} training utterances "
             f"({sum(u.duration for u in train_set) / 3600:.2f} h), {total_steps / tc.epochs:.1f} batches/epoch; "
@@ -315,8 +318,38 @@ def checkpoint_state(run: RunState, epoch: int) -> dict:
         "config": to_dict(run.cfg), "tokens": run.tokenizer.tokens, "tokenizer": run.tokenizer.to_dict(),
         "stats": run.stats.to_dict(), "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(), "epoch": epoch, "best_wer": run.best_wer,
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+        "rng": rng_state(),
     }
+
+
+def rng_state() -> dict:
+    _, keys, pos, has_gauss, cached = np.random.get_state()  # ("MT19937", uint32 keys, ...), as tensors and numbers
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                       "cached": float(cached)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    """The random generators as a checkpoint saved them (numpy and CUDA where it has them)."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "numpy" in state:
+        n = state["numpy"]
+        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def best_saved_wer(exp_dir: Path) -> float:
+    """The dev WER of the model.pt on disk (inf if none or unreadable): after falling back over a
+    damaged checkpoint, a retrained epoch must beat it to replace it."""
+    try:
+        return float(load_checkpoint_file(exp_dir / "model.pt").get("info", {}).get("dev_wer", math.inf))
+    except (AsrError, TypeError, ValueError):
+        return math.inf
 
 
 def train(

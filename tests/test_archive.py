@@ -171,3 +171,39 @@ def test_not_an_archive_is_one_clear_error(tmp_path):
     (tmp_path / "notes.tgz").write_text("not an archive\n")
     with pytest.raises(AsrError, match=r"notes\.tgz: cannot extract archive \(not a readable \.tar, \.tar\.gz"):
         extract_tar(tmp_path / "notes.tgz", tmp_path / "out")
+
+
+@pytest.mark.parametrize("name, message", [
+    ("a/" * 300 + "f", "more than 256 folders deep"),
+    ("x" * 300, "name part over 255 bytes"),
+    ("ab/" * 2000 + "f", "name longer than 4096 bytes"),
+])
+def test_absurd_member_names_are_refused_quickly(tmp_path, name, message):
+    archive = tmp_path / "deep.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+        add_file(tar, name)
+    with pytest.raises(AsrError, match=message):
+        extract_tar(archive, tmp_path / "out")
+
+
+def test_corrupt_compressed_streams_are_one_error(tmp_path):
+    """Bytes changed in the middle of .tar.xz / .tar.bz2 / .tar.gz streams: an AsrError, never
+    lzma's, bz2's or zlib's own exception."""
+    import random
+
+    rng = random.Random(0)
+    for mode in ("w:xz", "w:bz2", "w:gz"):
+        archive = tmp_path / f"a.{mode[2:]}"
+        with tarfile.open(archive, mode) as tar:
+            for k in range(5):
+                add_file(tar, f"corpus/{k}.txt", bytes(rng.randrange(256) for _ in range(3000)))
+        good = archive.read_bytes()
+        for trial in range(20):
+            data = bytearray(good)
+            for _ in range(3):
+                data[rng.randrange(20, len(data))] ^= 0xFF
+            archive.write_bytes(bytes(data))
+            try:
+                extract_tar(archive, tmp_path / f"out-{mode[2:]}-{trial}")
+            except AsrError as e:
+                assert str(e).startswith(str(archive))

@@ -178,11 +178,26 @@ def test_a_report_replaces_an_earlier_one_whole_and_a_failed_write_leaves_it(tmp
         write_small(out, "B")
     assert (out / "hyp.trn").read_text() == "A B (spk-u1)\n"  # the old report, untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", "r"]  # no temporary folder left
-    (tmp_path / ".r.k1ll3d.tmp").mkdir()  # as a writer killed with SIGKILL leaves it
-    (tmp_path / ".r.k1ll3d.tmp" / "ref.trn").write_text("half")
+    (tmp_path / ".r.k1ll3d00.tmp").mkdir()  # as a writer killed with SIGKILL leaves it
+    (tmp_path / ".r.k1ll3d00.tmp" / "ref.trn").write_text("half")
+    (tmp_path / ".r.v2.abcd1234.tmp").mkdir()  # another report's (r.v2) folder in progress: not ours
     monkeypatch.undo()
     write_small(out, "B")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", "r"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", ".r.v2.abcd1234.tmp", "r"]
+
+
+def test_a_writer_killed_between_its_renames_leaves_the_old_report_to_put_back(tmp_path):
+    out = tmp_path / "r"
+    write_small(out, "A")
+    old = tmp_path / ".r.zz11yy22.old"
+    old.mkdir()
+    out.rename(old / "r")  # the first rename done, the second never happened
+    write_small(tmp_path / "other", "C")  # another folder's writer leaves it alone
+    assert (old / "r" / "summary.json").is_file()
+    import asr.report
+
+    asr.report.remove_stale_folders(out)  # what the next writer of r does under its lock
+    assert (out / "hyp.trn").read_text() == "A (spk-u1)\n" and not old.exists()
 
 
 def test_a_folder_with_other_files_is_not_replaced(tmp_path, capsys):

@@ -174,6 +174,7 @@ def test_resume_falls_back_over_a_damaged_latest_checkpoint(an4_prepared, tmp_pa
     log = []
     train(cfg, utts, utts[:2], tmp_path, resume=True, progress=False, log=log.append)
     assert any(line.startswith("warning:") and "epoch-2.pt" in line and "falling back" in line for line in log)
+    assert (tmp_path / "checkpoints" / "epoch-2.pt.damaged").is_file()  # kept aside, never pruned over good ones
     assert any("resuming from" in line and line.endswith("epoch-1.pt") for line in log)
     assert "removed 1 temporary file(s)" in "\n".join(log) and not stale.exists()
     assert torch.load(tmp_path / "checkpoints" / "epoch-3.pt", weights_only=True)["epoch"] == 3

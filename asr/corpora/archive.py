@@ -17,6 +17,7 @@ link look inside the folder while it points outside). This extractor does not de
 
 from __future__ import annotations
 
+import lzma
 import os
 import posixpath
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 from asr.errors import AsrError, first_line
 
 MAX_LINK_HOPS = 40  # as the kernel's limit on symbolic links followed in one lookup
+MAX_NAME_BYTES, MAX_PART_BYTES, MAX_DEPTH = 4096, 255, 256  # PATH_MAX, NAME_MAX, and far deeper than any corpus
 
 
 class UnsafeMember(Exception):
@@ -49,7 +51,7 @@ def extract_tar(archive: str | Path, dest: str | Path) -> int:
             raise AsrError(f"{archive}: cannot extract archive (not a readable .tar, .tar.gz, .tar.bz2 or .tar.xz; "
                            "truncated?)") from None
         raise AsrError(f"{archive}: cannot extract archive ({first_line(e)})") from None
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError, UnicodeError) as e:
         raise AsrError(f"{archive}: cannot extract archive ({first_line(e)})") from None
 
 
@@ -59,7 +61,12 @@ def member_path(name: str) -> str:
     clean = name.replace("\\", "/")
     if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean):
         raise UnsafeMember(f"member {name!r} has an absolute path")
+    if len(clean.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise UnsafeMember(f"member {name[:80]!r}...: name longer than {MAX_NAME_BYTES} bytes")
     parts = [p for p in clean.split("/") if p not in ("", ".")]
+    if len(parts) > MAX_DEPTH or any(len(p.encode("utf-8", "surrogateescape")) > MAX_PART_BYTES for p in parts):
+        raise UnsafeMember(f"member {name[:80]!r}...: more than {MAX_DEPTH} folders deep or a name part over "
+                           f"{MAX_PART_BYTES} bytes")
     if ".." in parts:
         raise UnsafeMember(f"member {name!r} leads outside the target folder ('..')")
     if any("\0" in p for p in parts):
@@ -100,10 +107,13 @@ def _extract_members(tar: tarfile.TarFile, dest: Path) -> int:
 
 def _refuse_through_link(name: str, path: str, links: dict) -> None:
     """A member below a link member (`link/file`) would be written through that link."""
-    parts = path.split("/")
-    for i in range(1, len(parts)):
-        if "/".join(parts[:i]) in links:
-            raise UnsafeMember(f"member {name!r} lies below the link {'/'.join(parts[:i])!r}")
+    if not links:
+        return
+    at = path.find("/")
+    while at != -1:
+        if path[:at] in links:
+            raise UnsafeMember(f"member {name!r} lies below the link {path[:at]!r}")
+        at = path.find("/", at + 1)
 
 
 def _link_target(member: tarfile.TarInfo, path: str) -> str:
