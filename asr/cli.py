@@ -1,4 +1,4 @@
-"""The `asr` command: prepare, train, evaluate, score, compare, tune, transcribe, lm build.
+"""The `asr` command: prepare, train, evaluate, degrade, score, compare, tune, transcribe, lm build.
 
 Errors caused by input (missing or corrupt files, bad manifest lines, bad options) are
 printed as one line naming the file, with a non-zero exit status and no traceback.
@@ -7,11 +7,13 @@ printed as one line naming the file, with a non-zero exit status and no tracebac
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
 from asr import __version__
+from asr.conditions import CONDITIONS
 from asr.config import apply_overrides
 from asr.corpora import CORPORA, corpus_module
 from asr.errors import AsrError
@@ -77,28 +79,72 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.checkpoint import load_bundle
-    from asr.evaluate import decode_manifest, oov_line, write_evaluation
-    from asr.manifest import read_manifest
     from asr.device import pick_device
-    from asr.report import check_report_folder, report_lock
+    from asr.evaluate import bundle_decoder, write_conditions
 
     bundle = load_bundle(args.model)
     bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
-    utts = read_manifest(args.manifest)
-    with report_lock(args.out):  # a second run into --out stops now, not after its decode
-        check_report_folder(args.out)
+    sets = [("clean", args.manifest)] + [parse_condition(c) for c in args.condition]
+    if len({name for name, _ in sets}) < len(sets):
+        raise AsrError("--condition: each condition needs a name of its own (and none called 'clean')")
+    device = pick_device(args.device)
+    decoder = bundle_decoder(bundle, args.lm, args.lexicon, args.lexicon_free)
+    if not args.condition:
+        evaluate_one(args, bundle, decoder, device, args.manifest, Path(args.out))
+        return 0
+    rows = []
+    for name, manifest in sets:
+        print(f"== {name}: {manifest}")
+        summary, n_utts = evaluate_one(args, bundle, decoder, device, manifest, Path(args.out) / name)
+        rows.append({"condition": name, "manifest": str(manifest), "utterances": n_utts, "wer": summary.wer,
+                     "cer": summary.cer, "errors": summary.errors, "words": summary.n_words})
+    print(write_conditions(args.out, rows, title=f"{args.model} under recording conditions"), end="")
+    return 0
+
+
+def evaluate_one(args: argparse.Namespace, bundle, decoder, device, manifest: str, out: Path):
+    """Decode one manifest into the report folder `out`; prints its table. Returns the
+    summary and the number of utterances."""
+    from asr.evaluate import decode_manifest, oov_line, write_evaluation
+    from asr.manifest import read_manifest
+    from asr.report import check_report_folder, report_lock
+
+    utts = read_manifest(manifest)
+    with report_lock(out):  # a second run into --out stops now, not after its decode
+        check_report_folder(out)
         t0 = time.time()
-        hyps, info = decode_manifest(bundle, utts, pick_device(args.device), lexicon=args.lexicon, lm=args.lm,
-                                     lexicon_free=args.lexicon_free)
+        hyps, info = decode_manifest(bundle, utts, device, lexicon=args.lexicon, lm=args.lm,
+                                     lexicon_free=args.lexicon_free, decoder=decoder)
         t1 = time.time()
-        summary = write_evaluation(args.out, utts, hyps, info, title=f"{args.manifest} decoded with {args.model}")
+        summary = write_evaluation(out, utts, hyps, info, title=f"{manifest} decoded with {args.model}")
         t2 = time.time()
     audio = sum(u.duration for u in utts)
-    print(summary.table(f"{args.manifest} ({len(utts)} utterances, {audio:.0f}s of audio)"), end="")
+    print(summary.table(f"{manifest} ({len(utts)} utterances, {audio:.0f}s of audio)"), end="")
     if "oov" in info:
         print(oov_line(info["oov"]))
     print(f"decoding took {t1 - t0:.1f}s (real-time factor {(t1 - t0) / audio:.4f}), the report {t2 - t1:.1f}s; "
-          f"report in {args.out} (report.html, summary.md)")
+          f"report in {out} (report.html, summary.md)")
+    return summary, len(utts)
+
+
+def parse_condition(text: str) -> tuple[str, str]:
+    name, sep, manifest = text.partition("=")
+    if not sep or not name or not manifest or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise AsrError(f"--condition {text}: expected NAME=MANIFEST, e.g. white10=data/an4/conditions/test.white10.jsonl")
+    return name, manifest
+
+
+def cmd_degrade(args: argparse.Namespace) -> int:
+    from asr.conditions import write_condition_set
+    from asr.manifest import read_manifest
+
+    utts = read_manifest(args.manifest)
+    t0 = time.time()
+    n, skipped = write_condition_set(utts, args.condition, args.out, args.audio_dir, seed=args.seed)
+    for reason in skipped[:10]:
+        print(f"skipped: {reason}")
+    print(f"{args.out}: {n} utterances of {args.manifest} under {args.condition}"
+          f"{f', {len(skipped)} skipped' if skipped else ''} ({time.time() - t0:.1f}s)")
     return 0
 
 
@@ -236,6 +282,9 @@ def parse_floats(text: str, option: str) -> list[float]:
     return values
 
 
+CONDITIONS_HELP = {name: c.description for name, c in CONDITIONS.items()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
     p.add_argument("--version", action="version", version=f"asr {__version__}")
@@ -283,9 +332,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="model bundle (model.pt)")
     s.add_argument("--manifest", required=True, help="manifest to decode (JSONL)")
     s.add_argument("--out", required=True, help="report folder")
+    s.add_argument("--condition", action="append", default=[], metavar="NAME=MANIFEST",
+                   help="also decode MANIFEST (a copy of --manifest under a recording condition, from asr "
+                        "degrade) into OUT/NAME; the clean one goes to OUT/clean and a table of all to "
+                        "OUT/conditions.md (repeatable)")
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     add_decode_options(s)
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("degrade", help="copy a manifest's audio under a recording condition (noise, room, phone)")
+    s.add_argument("--manifest", required=True, help="manifest whose audio to degrade")
+    s.add_argument("--condition", required=True, choices=sorted(CONDITIONS_HELP),
+                   help="; ".join(f"{k}: {v}" for k, v in CONDITIONS_HELP.items()))
+    s.add_argument("--out", required=True, help="manifest of the degraded copies to write")
+    s.add_argument("--audio-dir", help="folder for the degraded audio (default: OUT-STEM_audio beside --out)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the degradation (default 0)")
+    s.set_defaults(func=cmd_degrade)
 
     s = sub.add_parser("score", help="score a hypothesis trn file against references; write a report")
     s.add_argument("--ref", required=True, help="references: a trn file (TEXT (speaker-uttid)) or a manifest (.jsonl)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from asr.atomic import write_text_atomic
 from asr.checkpoint import Bundle
 from asr.config import DecodeConfig, to_dict
 from asr.data import SpeechDataset, make_loader
@@ -109,12 +111,14 @@ def decode_manifest(
     lexicon: str | Path | None = None,
     lm: str | Path | None = None,
     lexicon_free: bool = False,
+    decoder=None,
 ) -> tuple[dict[str, Hypothesis], dict]:
-    """Decode `utts` with the bundle's model and decode settings; returns the hypotheses by
-    id and what the report records about the decoding."""
+    """Decode `utts` with the bundle's model and decode settings (or `decoder`, built from
+    them beforehand); returns the hypotheses by id and what the report records about the
+    decoding."""
     model = bundle.model.to(device)
     dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
-    decoder = bundle_decoder(bundle, lm, lexicon, lexicon_free)
+    decoder = decoder or bundle_decoder(bundle, lm, lexicon, lexicon_free)
     hyps, loss = decode_dataset(model, dataset, decoder, device)
     info = {"ctc_loss_per_utt": loss, "decode": to_dict(bundle.config.decode),
             "lm": str(lm) if lm else ("bundle" if bundle.lm_arpa else None)}
@@ -169,3 +173,21 @@ def evaluate_manifest(
     """Decode `utts` with the bundle's model and decode settings, write the report to out_dir."""
     hyps, info = decode_manifest(bundle, utts, device, lexicon, lm, lexicon_free)
     return write_evaluation(out_dir, utts, hyps, info, title)
+
+
+def write_conditions(out_dir: str | Path, rows: Sequence[dict], title: str = "") -> str:
+    """conditions.json and conditions.md in `out_dir`: WER and CER per recording condition,
+    with each WER as a multiple of the clean one (the first row). Returns the Markdown table."""
+    clean = rows[0]["wer"]
+    for row in rows:
+        row["wer_vs_clean"] = round(row["wer"] / clean, 2) if clean else None
+    lines = [f"# {title}" if title else "# Recording conditions", "",
+             "| condition | utterances | WER | CER | WER / clean |", "|---|---|---|---|---|"]
+    for row in rows:
+        ratio = f"{row['wer_vs_clean']:.2f}x" if row["wer_vs_clean"] is not None else "-"
+        lines.append(f"| {row['condition']} | {row['utterances']} | {row['wer']:.2f} | {row['cer']:.2f} | {ratio} |")
+    text = "\n".join(lines) + "\n"
+    write_text_atomic(Path(out_dir) / "conditions.json", json.dumps({"title": title, "conditions": list(rows)},
+                                                                     indent=2) + "\n")
+    write_text_atomic(Path(out_dir) / "conditions.md", text)
+    return text
