@@ -78,34 +78,29 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from asr.checkpoint import load_bundle
-    from asr.device import pick_device
-    from asr.evaluate import bundle_decoder, write_conditions
+    from asr.evaluate import write_conditions
 
-    bundle = load_bundle(args.model)
-    bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
     sets = [("clean", args.manifest)] + [parse_condition(c) for c in args.condition]
     if len({name for name, _ in sets}) < len(sets):
         raise AsrError("--condition: each condition needs a name of its own (and none called 'clean')")
-    device = pick_device(args.device)
-    decoder = bundle_decoder(bundle, args.lm, args.lexicon, args.lexicon_free)
+    recognizer = recognizer_from_args(args)
     if not args.condition:
-        evaluate_one(args, bundle, decoder, device, args.manifest, Path(args.out))
+        evaluate_one(args, recognizer, args.manifest, Path(args.out))
         return 0
     rows = []
     for name, manifest in sets:
         print(f"== {name}: {manifest}")
-        summary, n_utts = evaluate_one(args, bundle, decoder, device, manifest, Path(args.out) / name)
+        summary, n_utts = evaluate_one(args, recognizer, manifest, Path(args.out) / name)
         rows.append({"condition": name, "manifest": str(manifest), "utterances": n_utts, "wer": summary.wer,
                      "cer": summary.cer, "errors": summary.errors, "words": summary.n_words})
     print(write_conditions(args.out, rows, title=f"{args.model} under recording conditions"), end="")
     return 0
 
 
-def evaluate_one(args: argparse.Namespace, bundle, decoder, device, manifest: str, out: Path):
+def evaluate_one(args: argparse.Namespace, recognizer, manifest: str, out: Path):
     """Decode one manifest into the report folder `out`; prints its table. Returns the
     summary and the number of utterances."""
-    from asr.evaluate import decode_manifest, oov_line, write_evaluation
+    from asr.evaluate import oov_line, write_evaluation
     from asr.manifest import read_manifest
     from asr.report import check_report_folder, report_lock
 
@@ -113,8 +108,7 @@ def evaluate_one(args: argparse.Namespace, bundle, decoder, device, manifest: st
     with report_lock(out):  # a second run into --out stops now, not after its decode
         check_report_folder(out)
         t0 = time.time()
-        hyps, info = decode_manifest(bundle, utts, device, lexicon=args.lexicon, lm=args.lm,
-                                     lexicon_free=args.lexicon_free, decoder=decoder)
+        hyps, info = recognizer.decode_utterances(utts)
         t1 = time.time()
         summary = write_evaluation(out, utts, hyps, info, title=f"{manifest} decoded with {args.model}")
         t2 = time.time()
@@ -188,25 +182,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.atomic import write_text_atomic
-    from asr.checkpoint import load_bundle
-    from asr.evaluate import bundle_decoder
-    from asr.device import pick_device
-    from asr.transcribe import default_model_path, format_transcript, transcribe_file
+    from asr.transcribe import format_transcript
 
     if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
         raise AsrError(f"--format {args.format} with several files needs --output-dir")
     stems = [Path(f).stem for f in args.files]
     if args.output_dir and len(set(stems)) < len(stems):
         raise AsrError("--output-dir: several input files have the same name; transcribe them separately")
-    bundle = load_bundle(args.model or default_model_path())
-    bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
-    decoder = bundle_decoder(bundle, args.lm, args.lexicon, args.lexicon_free)
-    device = pick_device(args.device)
+    recognizer = recognizer_from_args(args)
     timestamps = args.timestamps or args.format in ("srt", "vtt")
     failed = 0
     for path in args.files:
         try:
-            transcript = transcribe_file(bundle, decoder, path, device, timestamps)
+            transcript = recognizer.transcribe(path, timestamps=timestamps)
         except AsrError as e:
             print(f"asr: error: {e}", file=sys.stderr)
             failed += 1
@@ -217,6 +205,19 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
     return 1 if failed else 0
+
+
+def recognizer_from_args(args: argparse.Namespace, model: str | None = None):
+    """The Recognizer that --model (default: $ASR_MODEL or the AN4 recipe's), --set, --lm,
+    --lexicon, --lexicon-free and --device describe."""
+    from asr.checkpoint import load_bundle
+    from asr.recognizer import Recognizer
+    from asr.transcribe import default_model_path
+
+    bundle = load_bundle(model or args.model or default_model_path())
+    bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
+    return Recognizer(bundle, args.device, getattr(args, "lm", None), getattr(args, "lexicon", None),
+                      getattr(args, "lexicon_free", False))
 
 
 def cmd_lm_build(args: argparse.Namespace) -> int:
@@ -249,19 +250,17 @@ def add_decode_options(s: argparse.ArgumentParser) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from asr.checkpoint import load_bundle, save_bundle_object
+    from asr.checkpoint import save_bundle_object
     from asr.manifest import read_manifest
-    from asr.device import pick_device
     from asr.tune import tune, write_tune_report
 
-    bundle = load_bundle(args.model)
-    bundle.config = apply_overrides(bundle.config, args.set, allowed=("decode",))
-    utts = read_manifest(args.manifest)
     for path, what in ((args.lm, "language model"), (args.lexicon, "lexicon")):
         if path and not Path(path).is_file():
             raise AsrError(f"{path}: no such {what} file")
-    tuned, rows = tune(bundle, utts, Path(args.lm), parse_floats(args.lm_weights, "--lm-weights"),
-                       parse_floats(args.word_scores, "--word-scores"), pick_device(args.device),
+    recognizer = recognizer_from_args(argparse.Namespace(model=args.model, set=args.set, device=args.device))
+    utts = read_manifest(args.manifest)
+    tuned, rows = tune(recognizer, utts, Path(args.lm), parse_floats(args.lm_weights, "--lm-weights"),
+                       parse_floats(args.word_scores, "--word-scores"),
                        lexicon=Path(args.lexicon) if args.lexicon else None, source=args.manifest)
     out = Path(args.out or args.model)
     save_bundle_object(tuned, out)

@@ -1,21 +1,15 @@
-"""Audio files -> transcripts (and word timings) with a trained model bundle."""
+"""Transcripts as text, JSON lines, SRT or WebVTT subtitles; where the default model is.
+
+Transcription itself is asr.recognizer's (Recognizer.transcribe)."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
-from asr.align import WordSpan, align_words
-from asr.audio import load_audio
-from asr.checkpoint import Bundle
-from asr.decoding import Hypothesis
 from asr.errors import AsrError
-from asr.data import features_of
-from asr.model import frame_log_probs
+from asr.recognizer import Transcript
 
 MODEL_ENV_VAR = "ASR_MODEL"
 # Where recipes/an4/run.sh leaves its models, relative to the repository root: the one
@@ -25,14 +19,6 @@ AN4_MODELS = (AN4_MODEL.with_name("model_lm.pt"), AN4_MODEL)
 FORMATS = ("text", "json", "srt", "vtt")
 MAX_CUE_WORDS = 8
 MAX_CUE_SECONDS = 5.0
-
-
-@dataclass
-class Transcript:
-    file: str
-    duration: float  # seconds
-    hypothesis: Hypothesis
-    words: list[WordSpan] = field(default_factory=list)  # filled when timestamps are asked for
 
 
 def default_model_path() -> Path:
@@ -50,40 +36,16 @@ def default_model_path() -> Path:
     )
 
 
-def frame_seconds(bundle: Bundle) -> float:
-    """Duration of one model output frame in seconds."""
-    return bundle.config.features.hop_ms / 1000 * bundle.config.model.subsampling_factor
-
-
-@torch.no_grad()
-def transcribe_file(
-    bundle: Bundle, decoder, path: str | Path, device: torch.device, timestamps: bool = False
-) -> Transcript:
-    """Transcribe one file (any sample rate, channel count and format soundfile reads)."""
-    feat_cfg = bundle.config.features
-    wave = load_audio(path, feat_cfg.sample_rate)
-    feats = bundle.stats.normalize(features_of(wave, str(path), feat_cfg))  # (T, F)
-    model = bundle.model.to(device).eval()
-    if feats.shape[0] < model.min_frames():
-        raise AsrError(f"{path}: audio too short to transcribe ({len(wave) / feat_cfg.sample_rate:.3f}s)")
-    lens = torch.tensor([feats.shape[0]], device=device)
-    log_probs, out_lens = model(feats.unsqueeze(0).to(device), lens)  # (1, T, F) -> (1, T', V)
-    log_probs, out_lens = log_probs.cpu(), out_lens.cpu()
-    hyp = decoder(log_probs, out_lens)[0]
-    words = align_words(frame_log_probs(log_probs)[0], hyp.text, bundle.tokenizer, frame_seconds(bundle)) if timestamps else []
-    return Transcript(str(path), len(wave) / feat_cfg.sample_rate, hyp, words)
-
-
 def format_transcript(t: Transcript, fmt: str, with_name: bool = False) -> str:
-    """One transcript as text, a JSON line, or SRT / WebVTT subtitles (cues of a few words)."""
+    """One transcript as text, a JSON line (with its segments, and words when timed), or SRT /
+    WebVTT subtitles (cues of a few words, or one per segment without word times)."""
     if fmt == "json":
-        record = {"file": t.file, "text": t.hypothesis.text, "duration": round(t.duration, 3),
-                  "score": round(t.hypothesis.score, 4)}
-        if t.words:
-            record["words"] = [asdict(w) for w in t.words]
-        return json.dumps(record) + "\n"
+        record = t.to_dict()
+        if not t.words:
+            del record["words"]
+        return json.dumps(record, ensure_ascii=False) + "\n"
     if fmt == "text":
-        lines = [f"{t.file}\t{t.hypothesis.text}" if with_name else t.hypothesis.text]
+        lines = [f"{t.source}\t{t.text}" if with_name else t.text]
         lines += [f"{w.start:8.3f} {w.end:8.3f}  {w.word}" for w in t.words]
         return "\n".join(lines) + "\n"
     cues = subtitle_cues(t)
@@ -95,9 +57,10 @@ def format_transcript(t: Transcript, fmt: str, with_name: bool = False) -> str:
 
 
 def subtitle_cues(t: Transcript) -> list[tuple[float, float, str]]:
-    """Group words into cues of at most MAX_CUE_WORDS words and MAX_CUE_SECONDS seconds."""
+    """Group words into cues of at most MAX_CUE_WORDS words and MAX_CUE_SECONDS seconds (without
+    word times: one cue per segment)."""
     if not t.words:
-        return [(0.0, t.duration, t.hypothesis.text)] if t.hypothesis.text else []
+        return [(seg.start, seg.end, seg.text) for seg in t.segments if seg.text]
     cues, group = [], []
     for w in t.words:
         if group and (len(group) == MAX_CUE_WORDS or w.end - group[0].start > MAX_CUE_SECONDS):

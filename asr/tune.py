@@ -13,25 +13,22 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-import torch
-
 from asr.atomic import write_text_atomic
 from asr.checkpoint import Bundle
-from asr.data import SpeechDataset
 from asr.decoding import write_lexicon
 from asr.errors import AsrError
-from asr.evaluate import bundle_decoder, compute_emissions, decode_emissions, score_hypotheses
+from asr.evaluate import bundle_decoder, decode_emissions, score_hypotheses
 from asr.lm import read_arpa_words
 from asr.manifest import Utterance
+from asr.recognizer import Recognizer
 
 
 def tune(
-    bundle: Bundle,
+    recognizer: Recognizer,
     utts: Sequence[Utterance],
     lm: Path,
     lm_weights: Sequence[float],
     word_scores: Sequence[float],
-    device: torch.device,
     lexicon: Path | None = None,
     log: Callable[[str], None] = print,
     source: str | None = None,
@@ -42,6 +39,7 @@ def tune(
     row per grid point. `source` (the manifest's path) is recorded as info["tuned_on"], so
     that anyone can check a model was tuned on dev.
     """
+    bundle = recognizer.bundle
     base = dataclasses.replace(bundle.config.decode, method="beam")
     with tempfile.TemporaryDirectory() as tmp:
         if lexicon is None:
@@ -53,8 +51,7 @@ def tune(
         except (OSError, UnicodeDecodeError) as e:
             raise AsrError(f"cannot read the lexicon or the LM ({e})") from None
         bundle_decoder(bundle, lm=lm, lexicon=lexicon, cfg=base)  # check the files before the long part
-        dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
-        emissions, _ = compute_emissions(bundle.model.to(device), dataset, device)
+        emissions, _ = recognizer.emissions(utts)
         rows = []
         for weight in lm_weights:
             for score in word_scores:

@@ -19,7 +19,7 @@ from asr.decoding import RescoringDecoder
 from asr.data import SpeechDataset
 from asr.evaluate import bundle_decoder, compute_emissions, decode_emissions, score_hypotheses
 from asr.manifest import read_manifest
-from asr.transcribe import transcribe_file
+from asr.recognizer import Recognizer
 
 
 def main():
@@ -53,9 +53,11 @@ def main():
         hyps = decode_emissions(decoder, emissions)
         batch_s = time.perf_counter() - t0
         wer = score_hypotheses(utts, hyps).wer
+        recognizer = Recognizer(bundle, device)
+        recognizer.decoder = decoder
         t0 = time.perf_counter()
         for u in utts:
-            transcribe_file(bundle, decoder, u.audio, device)
+            recognizer.transcribe(u.audio)
         single_s = time.perf_counter() - t0
         print(f"{name:>28}: WER {wer:5.2f}%  RTF batched {batch_s / audio:.4f} ({batch_s:.2f}s)  "
               f"RTF one file at a time {single_s / audio:.4f} ({single_s:.2f}s)")

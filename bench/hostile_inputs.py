@@ -14,7 +14,6 @@ Exit status 1 if any case fails.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import pickle

@@ -1,7 +1,6 @@
 import pytest
 
 from asr.align import align_words
-from asr.decoding import Hypothesis
 from asr.tokenizer import CharTokenizer
 from asr.transcribe import Transcript, format_transcript
 from tests.conftest import log_probs_from_path as posteriors
@@ -28,7 +27,7 @@ def test_subtitle_formats():
     from asr.align import WordSpan
 
     words = [WordSpan(f"W{i}", i * 1.0, i * 1.0 + 0.5, 1.0) for i in range(10)]
-    t = Transcript("a.wav", 12.0, Hypothesis(" ".join(w.word for w in words), [], -1.0), words)
+    t = Transcript(" ".join(w.word for w in words), 12.0, -1.0, words, source="a.wav")
     srt = format_transcript(t, "srt")
     assert srt.startswith("1\n00:00:00,000 --> 00:00:04,500\nW0 W1 W2 W3 W4\n\n2\n00:00:05,000 --> ")
     vtt = format_transcript(t, "vtt")

@@ -1,0 +1,303 @@
+"""The front door: load a model once, then transcribe audio in any form.
+
+    import asr
+    recognizer = asr.load_model("data/an4/exp/model_lm.pt")
+    print(recognizer.transcribe("recording.wav").text)
+
+`audio` is a file path, a numpy array or torch tensor of samples (mono, or (samples,
+channels)), or the bytes of an audio file. Audio longer than `max_seconds` is read in
+blocks and cut at pauses (asr.segmenter), each segment decoded on its own and the text
+joined, so memory stays bounded however long the recording is; word times are offset into
+the file. The CLI (`asr transcribe`, `asr evaluate`, `asr tune`) goes through this class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from asr.align import WordSpan, align_words
+from asr.audio import check_audio_path, load_audio
+from asr.checkpoint import Bundle, load_bundle
+from asr.config import apply_overrides
+from asr.data import features_of
+from asr.device import pick_device
+from asr.errors import AsrError, AudioError, first_line
+from asr.evaluate import bundle_decoder, compute_emissions, decode_manifest
+from asr.features import min_samples
+from asr.manifest import Utterance
+from asr.model import frame_log_probs
+from asr.segmenter import AudioSegment, Segmenter
+
+BLOCK_SECONDS = 30.0  # long files are read this much at a time
+MAX_BATCH_FRAMES = 20000  # feature frames per forward pass when decoding segments together
+
+
+@dataclass
+class Segment:
+    start: float  # seconds into the audio
+    end: float
+    text: str
+    words: list[WordSpan] = field(default_factory=list)
+
+
+@dataclass
+class Transcript:
+    text: str
+    duration: float  # seconds of audio
+    score: float  # the decoder's score, summed over segments
+    words: list[WordSpan] = field(default_factory=list)  # with timestamps=True; times in the audio
+    segments: list[Segment] = field(default_factory=list)
+    source: str | None = None  # the file, when the audio came from one
+
+    def to_dict(self) -> dict:
+        return {"file": self.source, "text": self.text, "duration": round(self.duration, 3),
+                "score": round(self.score, 4), "words": [asdict(w) for w in self.words],
+                "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in self.segments]}
+
+
+class Recognizer:
+    """A model bundle, its decoder and the device it runs on.
+
+    `max_seconds`: audio up to this long is decoded in one pass; longer audio is segmented
+    at pauses of at least `min_pause` seconds into pieces of at most `max_seconds`.
+    """
+
+    def __init__(self, bundle: Bundle, device: str | torch.device | None = None, lm: str | Path | None = None,
+                 lexicon: str | Path | None = None, lexicon_free: bool = False, max_seconds: float = 20.0,
+                 min_pause: float = 0.5, vad: str = "auto"):
+        self.bundle = bundle
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.model = bundle.model.to(self.device).eval()
+        self.lm, self.lexicon, self.lexicon_free = lm, lexicon, lexicon_free
+        self.decoder = bundle_decoder(bundle, lm, lexicon, lexicon_free)
+        self.max_seconds, self.min_pause, self.vad = max_seconds, min_pause, vad
+
+    @property
+    def sample_rate(self) -> int:
+        return self.bundle.config.features.sample_rate
+
+    @property
+    def frame_seconds(self) -> float:
+        """Duration of one model output frame."""
+        return self.bundle.config.features.hop_ms / 1000 * self.bundle.config.model.subsampling_factor
+
+    def with_decode(self, **settings) -> "Recognizer":
+        """The same model with other decode settings (e.g. lm_weight=0.5, method="beam")."""
+        other = dataclasses.replace(self.bundle, config=dataclasses.replace(
+            self.bundle.config, decode=dataclasses.replace(self.bundle.config.decode, **settings)))
+        clone = object.__new__(Recognizer)
+        clone.__dict__.update(self.__dict__, bundle=other,
+                              decoder=bundle_decoder(other, self.lm, self.lexicon, self.lexicon_free))
+        return clone
+
+    # -- audio in any form ----------------------------------------------------------------
+
+    def blocks(self, audio, sample_rate: int | None = None) -> Iterator[np.ndarray]:
+        """`audio` as float32 mono blocks at the model's rate (a file is read BLOCK_SECONDS at a
+        time, whatever its length; arrays and bytes are held in memory already)."""
+        if isinstance(audio, (str, Path)):
+            yield from self._file_blocks(Path(audio))
+            return
+        wave = self.read(audio, sample_rate)
+        block = int(BLOCK_SECONDS * self.sample_rate)
+        for i in range(0, len(wave), block):
+            yield wave[i:i + block]
+
+    def read(self, audio, sample_rate: int | None = None) -> np.ndarray:
+        """The whole of `audio` as a float32 mono waveform at the model's rate."""
+        if isinstance(audio, (str, Path)):
+            return load_audio(audio, self.sample_rate).numpy()
+        if isinstance(audio, (bytes, bytearray, memoryview)):
+            return self._decode_bytes(bytes(audio))
+        if isinstance(audio, torch.Tensor):
+            audio = audio.detach().cpu().numpy()
+        if not isinstance(audio, np.ndarray):
+            raise AsrError(f"cannot transcribe a {type(audio).__name__}: give a path, an array of samples or bytes")
+        wave = audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
+        if wave.ndim == 2:
+            wave = wave.mean(axis=1)  # (samples, channels) -> (samples,)
+        if wave.ndim != 1 or not len(wave):
+            raise AudioError(f"<array>: expected samples (N,) or (N, channels), got shape {audio.shape}")
+        if not np.isfinite(wave).all():
+            raise AudioError("<array>: audio holds NaN or infinite samples")
+        rate = sample_rate or self.sample_rate
+        if rate != self.sample_rate:
+            import torchaudio.functional as AF
+
+            wave = AF.resample(torch.from_numpy(wave), rate, self.sample_rate).numpy()
+        return wave
+
+    def _decode_bytes(self, data: bytes) -> np.ndarray:
+        try:
+            wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+            raise AudioError(f"<bytes>: cannot read audio ({first_line(e)})") from None
+        if not len(wave):
+            raise AudioError("<bytes>: audio has no samples")
+        return self.read(wave, rate)
+
+    def _file_blocks(self, path: Path) -> Iterator[np.ndarray]:
+        check_audio_path(path)
+        try:
+            info = sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise AudioError(f"{path}: cannot read audio ({first_line(e)})") from None
+        if info.frames <= 0 or info.frames / info.samplerate <= BLOCK_SECONDS:
+            yield load_audio(path, self.sample_rate).numpy()
+            return
+        block = int(BLOCK_SECONDS * info.samplerate)
+        for offset in range(0, info.frames, block):
+            wave = load_audio(path, self.sample_rate, offset / info.samplerate, block / info.samplerate).numpy()
+            if len(wave):
+                yield wave
+
+    # -- transcription -------------------------------------------------------------------
+
+    def transcribe(self, audio, sample_rate: int | None = None, timestamps: bool = False) -> Transcript:
+        """Transcribe one recording (see the module docstring for what `audio` may be)."""
+        source = str(audio) if isinstance(audio, (str, Path)) else None
+        segments, n_samples = [], 0
+        segmenter = Segmenter(self.sample_rate, self.max_seconds, self.min_pause, vad=self.vad)
+        pending: list[np.ndarray] = []  # audio kept whole while it is short enough for one pass
+        short = True
+        for block in self.blocks(audio, sample_rate):
+            n_samples += len(block)
+            if short:
+                pending.append(block)
+                if n_samples <= self.max_seconds * self.sample_rate:
+                    continue
+                short, block, pending = False, np.concatenate(pending), []
+            segments += self._decode_segments(segmenter.feed(block), timestamps, source)
+        if short:  # short audio: one pass over all of it, silence included
+            wave = np.concatenate(pending) if pending else np.zeros(0, np.float32)
+            segments = self._decode_segments([AudioSegment(0, wave)], timestamps, source, keep_empty=True)
+        else:
+            segments += self._decode_segments(segmenter.finish(), timestamps, source)
+        return _join(segments, n_samples / self.sample_rate, source)
+
+    def transcribe_batch(self, audios: Iterable, sample_rate: int | None = None,
+                         timestamps: bool = False) -> list[Transcript]:
+        """Transcribe several recordings, in order. Recordings up to max_seconds share
+        forward passes (batched by length); longer ones are segmented one at a time."""
+        audios = list(audios)
+        results: list[Transcript | None] = [None] * len(audios)
+        short: list[tuple[int, AudioSegment, str | None]] = []
+        for i, audio in enumerate(audios):
+            source = str(audio) if isinstance(audio, (str, Path)) else None
+            if self._is_long(audio, sample_rate):
+                results[i] = self.transcribe(audio, sample_rate, timestamps)
+            else:
+                short.append((i, AudioSegment(0, self.read(audio, sample_rate)), source))
+        decoded = self._decode_segments([seg for _, seg, _ in short], timestamps, None, keep_empty=True,
+                                        sources=[src for _, _, src in short])
+        for (i, seg, source), (segment, score) in zip(short, decoded):
+            results[i] = _join([(segment, score)], len(seg.samples) / self.sample_rate, source)
+        return results
+
+    def _is_long(self, audio, sample_rate: int | None) -> bool:
+        if isinstance(audio, (str, Path)):
+            check_audio_path(Path(audio))
+            try:
+                info = sf.info(str(audio))
+            except (sf.LibsndfileError, RuntimeError) as e:
+                raise AudioError(f"{audio}: cannot read audio ({first_line(e)})") from None
+            return info.frames / info.samplerate > self.max_seconds
+        if isinstance(audio, (np.ndarray, torch.Tensor)):
+            return audio.shape[0] / (sample_rate or self.sample_rate) > self.max_seconds
+        return False
+
+    def _decode_segments(self, segments: Sequence[AudioSegment], timestamps: bool, source: str | None,
+                         keep_empty: bool = False, sources: Sequence[str | None] | None = None
+                         ) -> list[tuple[Segment, float]]:
+        """Decode segments in batches of similar length; returns (Segment, score) for each, in
+        the order given. keep_empty: a segment too short for the model is an error (a whole
+        recording), not a piece to skip. `sources` names each segment's file in errors."""
+        out = []
+        feats = []
+        for k, seg in enumerate(segments):
+            where = (sources[k] if sources else source) or "<audio>"
+            if len(seg.samples) < min_samples(self.bundle.config.features):
+                f = None
+            else:
+                f = self.bundle.stats.normalize(features_of(torch.from_numpy(seg.samples), where,
+                                                            self.bundle.config.features))
+            if f is None or f.shape[0] < self.model.min_frames():
+                if keep_empty:
+                    raise AudioError(f"{where}: audio too short to transcribe "
+                                     f"({len(seg.samples) / self.sample_rate:.3f}s)")
+                continue
+            feats.append((k, seg, f))
+        for batch in _batches(feats, MAX_BATCH_FRAMES):
+            lens = torch.tensor([f.shape[0] for _, _, f in batch])
+            padded = torch.nn.utils.rnn.pad_sequence([f for _, _, f in batch], batch_first=True)
+            with torch.no_grad():
+                log_probs, out_lens = self.model(padded.to(self.device), lens.to(self.device))
+            log_probs, out_lens = log_probs.cpu(), out_lens.cpu()
+            for row, (k, seg, _) in enumerate(batch):
+                lp = log_probs[row:row + 1, :int(out_lens[row])]
+                hyp = self.decoder(lp, out_lens[row:row + 1])[0]
+                start, end = seg.seconds(self.sample_rate)
+                words = []
+                if timestamps and hyp.text:
+                    words = [dataclasses.replace(w, start=round(w.start + start, 3), end=round(w.end + start, 3))
+                             for w in align_words(frame_log_probs(lp)[0], hyp.text, self.bundle.tokenizer,
+                                                  self.frame_seconds)]
+                out.append((k, Segment(round(start, 3), round(end, 3), hyp.text, words), hyp.score))
+        out.sort(key=lambda item: item[0])
+        return [(segment, score) for _, segment, score in out]
+
+    # -- manifests (asr evaluate, asr tune) ---------------------------------------------------
+
+    def decode_utterances(self, utts: Sequence[Utterance]):
+        """Hypotheses by id for a manifest's utterances (batched), and what a report records."""
+        return decode_manifest(self.bundle, utts, self.device, self.lexicon, self.lm, self.lexicon_free,
+                               decoder=self.decoder)
+
+    def emissions(self, utts: Sequence[Utterance]):
+        """The model's log-probabilities of each utterance, by id, and the mean CTC loss."""
+        from asr.data import SpeechDataset
+
+        dataset = SpeechDataset(utts, self.bundle.tokenizer, self.bundle.config.features, self.bundle.stats)
+        return compute_emissions(self.model, dataset, self.device)
+
+
+def _batches(items: list, max_frames: int) -> Iterator[list]:
+    """Items (index, segment, feats) in batches of similar length, padded size under max_frames."""
+    order = sorted(items, key=lambda item: item[-1].shape[0])
+    batch: list = []
+    for item in order:
+        if batch and item[-1].shape[0] * (len(batch) + 1) > max_frames:
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def _join(segments: list[tuple[Segment, float]], duration: float, source: str | None) -> Transcript:
+    segs = [s for s, _ in segments]
+    return Transcript(text=" ".join(s.text for s in segs if s.text), duration=duration,
+                      score=float(sum(score for _, score in segments)),
+                      words=[w for s in segs for w in s.words], segments=segs, source=source)
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device | None = None,
+               lm: str | Path | None = None, lexicon: str | Path | None = None, lexicon_free: bool = False,
+               max_seconds: float = 20.0, min_pause: float = 0.5, **decode_overrides) -> Recognizer:
+    """A Recognizer for the model bundle at `path` (default: $ASR_MODEL, else the AN4 recipe's
+    model). `decode_overrides` change its decode settings, e.g. method="greedy", beam_size=100."""
+    from asr.transcribe import default_model_path  # noqa: I001 (asr.transcribe imports this module)
+
+    bundle = load_bundle(path or default_model_path())
+    if decode_overrides:
+        bundle.config = apply_overrides(bundle.config, [f"decode.{k}={v}" for k, v in decode_overrides.items()],
+                                        allowed=("decode",))
+    return Recognizer(bundle, device, lm, lexicon, lexicon_free, max_seconds=max_seconds, min_pause=min_pause)
