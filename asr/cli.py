@@ -181,29 +181,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    from asr import batch
     from asr.atomic import write_text_atomic
     from asr.transcribe import format_transcript
 
-    if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
+    summary = batch.BatchSummary()
+    items = batch.collect(args.files, summary)
+    if not items:
+        raise AsrError(f"no audio files in {' '.join(args.files)}")
+    if args.resume and not args.jsonl:
+        raise AsrError("--resume continues a --jsonl job: give its --jsonl file")
+    if args.format in ("srt", "vtt") and len(items) > 1 and not args.output_dir:
         raise AsrError(f"--format {args.format} with several files needs --output-dir")
-    stems = [Path(f).stem for f in args.files]
+    stems = [Path(it.key).stem for it in items]
     if args.output_dir and len(set(stems)) < len(stems):
         raise AsrError("--output-dir: several input files have the same name; transcribe them separately")
     recognizer = recognizer_from_args(args)
     timestamps = args.timestamps or args.format in ("srt", "vtt")
+    if args.jsonl:
+        summary = batch.run(recognizer, items, Path(args.jsonl), args.resume, timestamps,
+                            progress=not args.no_progress, summary=summary)
+        for line in summary.lines():
+            print(line, file=sys.stderr)
+        return 1 if summary.failed else 0
     failed = 0
-    for path in args.files:
+    for it in items:
         try:
-            transcript = recognizer.transcribe(path, timestamps=timestamps)
+            transcript = recognizer.transcribe(batch.audio_of(it, recognizer), timestamps=timestamps)
         except AsrError as e:
             print(f"asr: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        text = format_transcript(transcript, args.format, with_name=len(args.files) > 1)
+        transcript.source = it.key
+        text = format_transcript(transcript, args.format, with_name=len(items) > 1)
         if args.output_dir:
-            write_text_atomic(Path(args.output_dir) / f"{Path(path).stem}.{args.format}", text)
+            write_text_atomic(Path(args.output_dir) / f"{Path(it.key).stem}.{args.format}", text)
         else:
             sys.stdout.write(text)
+    if summary.not_audio:
+        print(summary.lines()[-1], file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -377,7 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("transcribe", help="print the transcript of audio files")
-    s.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format soundfile reads)")
+    s.add_argument("files", nargs="+", metavar="INPUT",
+                   help="audio files (any format soundfile reads), folders (their audio files, recursively), "
+                        "quoted glob patterns, or manifests (.jsonl)")
+    s.add_argument("--jsonl", metavar="OUT", help="batch job: append one JSON line per file to OUT as each "
+                   "finishes (files batched by length, a progress bar, a summary; exit 1 if any file failed)")
+    s.add_argument("--resume", action="store_true", help="with --jsonl: skip the files OUT already has")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--model", help="model bundle (default: $ASR_MODEL, else the AN4 recipe's model)")
     s.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text",
                    help="output format (srt and vtt imply --timestamps)")

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,10 +164,11 @@ def test_manifest_audio_faults_name_the_manifest_line(tiny_model, tmp_path, caps
     assert len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("path, message", [("/dev/zero", "not a regular file"), (".", "is a folder")])
-def test_devices_and_folders_are_not_missing_files(tiny_model, path, message):
-    r = run_cli("transcribe", "--model", str(tiny_model), path)
-    assert_one_line_error(r, path, message)
+def test_devices_and_empty_folders_are_not_missing_files(tiny_model, tmp_path):
+    assert_one_line_error(run_cli("transcribe", "--model", str(tiny_model), "/dev/zero"), "/dev/zero",
+                          "not a regular file")
+    assert_one_line_error(run_cli("transcribe", "--model", str(tiny_model), str(tmp_path)),
+                          f"no audio files in {tmp_path}")
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -202,3 +204,45 @@ def test_evaluate_into_a_folder_another_run_writes_stops_before_decoding(tiny_mo
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_batch_job_over_a_folder_with_bad_files_and_resume(tiny_model, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name, seconds in (("a.wav", 0.6), ("sub/b.flac", 1.5), ("c.wav", 2.5)):
+        write_tone(folder / name, seconds=seconds)
+    (folder / "broken.wav").write_bytes(b"RIFF not really")
+    (folder / "notes.txt").write_text("not audio")
+    (folder / "unreadable.wav").write_bytes(b"x")
+    (folder / "unreadable.wav").chmod(0)
+    out = tmp_path / "out.jsonl"
+    r = run_cli("transcribe", "--model", str(tiny_model), str(folder), "--jsonl", str(out))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    by_file = {Path(rec["file"]).name: rec for rec in lines}
+    assert set(by_file) == {"a.wav", "b.flac", "c.wav", "broken.wav", "unreadable.wav"}
+    assert all("text" in by_file[n] and "segments" in by_file[n] for n in ("a.wav", "b.flac", "c.wav"))
+    assert "cannot read audio" in by_file["broken.wav"]["error"]
+    assert "3 transcribed, 2 failed" in r.stderr and "notes.txt" in r.stderr
+    # --resume does only what is not done (the failures again), and appends
+    (folder / "broken.wav").unlink()
+    write_tone(folder / "broken.wav", seconds=0.7)
+    r2 = run_cli("transcribe", "--model", str(tiny_model), str(folder), "--jsonl", str(out), "--resume")
+    assert "1 transcribed, 1 failed, 3 already done" in r2.stderr
+    assert len(out.read_text().splitlines()) == len(lines) + 2
+    r3 = run_cli("transcribe", "--model", str(tiny_model), str(folder), "--jsonl", str(out))
+    assert_one_line_error(r3, "out.jsonl: exists; pass --resume")
+
+
+def test_batch_job_from_a_manifest_and_a_glob(tiny_model, tmp_path):
+    write_tone(tmp_path / "x1.wav", seconds=0.8)
+    write_tone(tmp_path / "x2.wav", seconds=1.1)
+    recs = [{"id": "one", "audio": "x1.wav", "duration": 0.8, "text": "A", "speaker": "s"},
+            {"id": "gone", "audio": "nowhere.wav", "duration": 1.0, "text": "A", "speaker": "s"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "o.jsonl"
+    r = run_cli("transcribe", "--model", str(tiny_model), str(tmp_path / "m.jsonl"), str(tmp_path / "x*.wav"),
+                "--jsonl", str(out), "--no-progress")
+    files = {json.loads(line)["file"]: json.loads(line) for line in out.read_text().splitlines()}
+    assert set(files) == {"one", "gone", str(tmp_path / "x1.wav"), str(tmp_path / "x2.wav")}
+    assert "no such audio file" in files["gone"]["error"] and r.returncode == 1
