@@ -185,6 +185,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.atomic import write_text_atomic
     from asr.transcribe import format_transcript
 
+    if args.stream:
+        return stream_to_stdout(args)
+    if not args.files:
+        raise AsrError("give audio files, folders, patterns or manifests to transcribe (or --stream -)")
     summary = batch.BatchSummary()
     items = batch.collect(args.files, summary)
     if not items:
@@ -221,6 +225,69 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if summary.not_audio:
         print(summary.lines()[-1], file=sys.stderr)
     return 1 if failed else 0
+
+
+def stream_to_stdout(args: argparse.Namespace) -> int:
+    """--stream -: 16-bit little-endian mono PCM from stdin (`arecord -f S16_LE -r 16000 -c 1 |`);
+    --stream mic: the default microphone (the sounddevice package). Partial text goes to
+    stderr as it changes, each chunk's processing time with --latency; the final text to stdout."""
+    import numpy as np
+
+    if args.files:
+        raise AsrError("--stream reads audio from stdin or the microphone: give no files")
+    recognizer = recognizer_from_args(args)
+    rate = recognizer.sample_rate
+    chunk = int(rate * args.chunk_ms / 1000)
+    try:
+        stream = recognizer.stream(timestamps=args.timestamps)
+    except ValueError as e:
+        raise AsrError(str(e)) from None
+    latencies, last = [], ""
+    for samples in _pcm_chunks(args.stream, rate, chunk):
+        t0 = time.perf_counter()
+        partial = stream.feed(samples)
+        latencies.append(time.perf_counter() - t0)
+        if partial != last:
+            print(f"\r{partial}", end="", file=sys.stderr, flush=True)
+            last = partial
+    transcript = stream.finish()
+    if last:
+        print(file=sys.stderr)
+    print(transcript.text)
+    if args.latency and latencies:
+        ms = np.array(latencies) * 1000
+        print(f"{len(ms)} chunks of {args.chunk_ms} ms: processing per chunk mean {ms.mean():.1f} ms, "
+              f"p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms", file=sys.stderr)
+    return 0
+
+
+def _pcm_chunks(source: str, rate: int, chunk: int):
+    import numpy as np
+
+    if source == "mic":
+        try:
+            import sounddevice
+        except ImportError:
+            raise AsrError("--stream mic needs the sounddevice package (pip install sounddevice)") from None
+        with sounddevice.InputStream(samplerate=rate, channels=1, dtype="float32", blocksize=chunk) as mic:
+            try:
+                while True:
+                    data, _ = mic.read(chunk)
+                    yield data[:, 0]
+            except KeyboardInterrupt:
+                return
+    if source != "-":
+        raise AsrError(f"--stream {source}: expected - (stdin) or mic")
+    stdin, carry = sys.stdin.buffer, b""
+    while block := stdin.read(2 * chunk):
+        block = carry + block
+        usable = len(block) - len(block) % 2  # a stream that stops mid-sample: the odd byte waits (or is dropped)
+        carry = block[usable:]
+        if usable:
+            yield np.frombuffer(block[:usable], dtype="<i2").astype(np.float32) / 32768.0
+    if carry:
+        print("asr: warning: the stream ended in the middle of a sample; its last byte was dropped",
+              file=sys.stderr)
 
 
 def recognizer_from_args(args: argparse.Namespace, model: str | None = None):
@@ -326,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue from the latest epoch checkpoint")
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--stream", metavar="SOURCE", help="stream: '-' reads 16-bit mono PCM at the model's rate "
+                   "from stdin, 'mic' the microphone (sounddevice); partial text on stderr, final on stdout")
+    s.add_argument("--chunk-ms", type=int, default=100, help="with --stream: audio per chunk (default 100 ms)")
+    s.add_argument("--latency", action="store_true", help="with --stream: print processing time per chunk")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("average", help="average the weights of the last N epoch checkpoints into a bundle")
@@ -393,13 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("transcribe", help="print the transcript of audio files")
-    s.add_argument("files", nargs="+", metavar="INPUT",
+    s.add_argument("files", nargs="*", metavar="INPUT",
                    help="audio files (any format soundfile reads), folders (their audio files, recursively), "
                         "quoted glob patterns, or manifests (.jsonl)")
     s.add_argument("--jsonl", metavar="OUT", help="batch job: append one JSON line per file to OUT as each "
                    "finishes (files batched by length, a progress bar, a summary; exit 1 if any file failed)")
     s.add_argument("--resume", action="store_true", help="with --jsonl: skip the files OUT already has")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--stream", metavar="SOURCE", help="stream: '-' reads 16-bit mono PCM at the model's rate "
+                   "from stdin, 'mic' the microphone (sounddevice); partial text on stderr, final on stdout")
+    s.add_argument("--chunk-ms", type=int, default=100, help="with --stream: audio per chunk (default 100 ms)")
+    s.add_argument("--latency", action="store_true", help="with --stream: print processing time per chunk")
     s.add_argument("--model", help="model bundle (default: $ASR_MODEL, else the AN4 recipe's model)")
     s.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text",
                    help="output format (srt and vtt imply --timestamps)")

@@ -245,14 +245,22 @@ class Recognizer:
                 lp = log_probs[row:row + 1, :int(out_lens[row])]
                 hyp = self.decoder(lp, out_lens[row:row + 1])[0]
                 start, end = seg.seconds(self.sample_rate)
-                words = []
-                if timestamps and hyp.text:
-                    words = [dataclasses.replace(w, start=round(w.start + start, 3), end=round(w.end + start, 3))
-                             for w in align_words(frame_log_probs(lp)[0], hyp.text, self.bundle.tokenizer,
-                                                  self.frame_seconds)]
+                words = self.align(lp, hyp.text, start) if timestamps and hyp.text else []
                 out.append((k, Segment(round(start, 3), round(end, 3), hyp.text, words), hyp.score))
         out.sort(key=lambda item: item[0])
         return [(segment, score) for _, segment, score in out]
+
+    def align(self, log_probs: torch.Tensor, text: str, offset: float = 0.0) -> list[WordSpan]:
+        """Word times of `text` in log-probs (1, T', V) by CTC forced alignment, `offset` seconds on."""
+        return [dataclasses.replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3))
+                for w in align_words(frame_log_probs(log_probs)[0], text, self.bundle.tokenizer, self.frame_seconds)]
+
+    def stream(self, timestamps: bool = False):
+        """A Stream: feed(samples) -> partial text as audio arrives, finish() -> the Transcript
+        (asr.streaming). Samples: float mono at the model's rate (16 kHz)."""
+        from asr.streaming import Stream
+
+        return Stream(self, timestamps)
 
     # -- manifests (asr evaluate, asr tune) ---------------------------------------------------
 
