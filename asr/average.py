@@ -15,7 +15,7 @@ import torch
 
 from asr.checkpoint import Bundle, checkpoint_epoch, epoch_checkpoints, load_bundle, load_checkpoint_file, verify_checksum
 from asr.errors import AsrError, first_line
-from asr.model import EnsembleModel
+from asr.model import AcousticModel
 
 
 def average_state_dicts(states: Sequence[dict]) -> dict:
@@ -46,7 +46,7 @@ def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[
             "(train with --set train.keep_checkpoints=N to keep more)"
         )
     best = load_bundle(exp_dir / "model.pt")
-    if isinstance(best.model, EnsembleModel):
+    if not isinstance(best.model, AcousticModel):
         raise AsrError(f"{exp_dir / 'model.pt'}: is an ensemble; average the runs of its members instead")
     chosen = ckpts[-n_last:]
     states = []

@@ -9,8 +9,9 @@ token list, and still load.
 An ensemble bundle (format asr-ensemble/1, written by `asr ensemble`) holds several member
 bundles (each with its own config and feature statistics; their tokenizers are equal) and the
 ensemble's own decode settings, LM and lexicon. It loads as a Bundle whose model is an
-EnsembleModel and whose statistics are the identity (members normalize for themselves), so
-everything that decodes with a bundle decodes with an ensemble unchanged.
+asr.ensemble.Ensemble of the member Bundles and whose statistics are the identity (members
+normalize for themselves), so everything that decodes with a bundle decodes with an
+ensemble unchanged.
 
 Bundles and epoch checkpoints carry a sha256 checksum of their whole content ("checksum"),
 checked on load: a file with flipped bytes is refused instead of giving other transcripts.
@@ -34,7 +35,7 @@ from asr.atomic import save_torch_atomic
 from asr.config import RunConfig, from_dict, to_dict
 from asr.errors import AsrError, first_line
 from asr.features import FeatureStats
-from asr.model import AcousticModel, EnsembleModel
+from asr.model import AcousticModel
 from asr.tokenizer import CharTokenizer, Tokenizer, tokenizer_from_dict
 
 BUNDLE_FORMAT = "asr-bundle/2"
@@ -47,7 +48,7 @@ class Bundle:
     config: RunConfig
     tokenizer: Tokenizer
     stats: FeatureStats
-    model: AcousticModel
+    model: AcousticModel  # or an asr.ensemble.Ensemble of member bundles
     info: dict  # free-form provenance: epoch, dev WER, parameter count, ...
     lm_arpa: str | None = None  # n-gram LM (ARPA text) for beam search, stored by `asr tune`
     lexicon: str | None = None  # lexicon text (WORD c h a r s |) for beam search
@@ -204,43 +205,33 @@ def identity_stats(n_mels: int) -> FeatureStats:
 
 
 def ensemble_dict(bundle: Bundle) -> dict:
-    """The asr-ensemble/1 form of a bundle whose model is an EnsembleModel: each member is
-    stored as an ordinary bundle dict (with its own config, tokenizer and statistics)."""
-    ens = bundle.model
-    if ens.member_configs is None:
-        raise ValueError("this ensemble was built without its members' configs and cannot be saved")
-    members = [
-        bundle_dict(cfg, bundle.tokenizer, FeatureStats(mean.detach().cpu(), std.detach().cpu()), member, info)
-        for member, cfg, info, mean, std in zip(ens.members, ens.member_configs, ens.member_infos, ens.means, ens.stds)
-    ]
-    return with_checksum({"format": ENSEMBLE_FORMAT, "config": to_dict(bundle.config), "combine": ens.combine,
-                          "members": [with_checksum(m) for m in members], "info": dict(bundle.info),
+    """The asr-ensemble/1 form of a bundle whose model is an Ensemble: each member is stored
+    as an ordinary bundle dict (with its own config, tokenizer and statistics)."""
+    members = [with_checksum(bundle_dict(m.config, m.tokenizer, m.stats, m.model, m.info))
+               for m in bundle.model.members]
+    return with_checksum({"format": ENSEMBLE_FORMAT, "config": to_dict(bundle.config), "combine": bundle.model.combine,
+                          "members": members, "info": dict(bundle.info),
                           "lm_arpa": bundle.lm_arpa, "lexicon": bundle.lexicon})
 
 
 def ensemble_from_dict(data: dict, where: str) -> Bundle:
+    from asr.ensemble import Ensemble
+
     verify_checksum(data, where)
     cfg = from_dict(RunConfig, _field(data, "config", dict, where), where=f"{where}: config")
     members = [bundle_from_dict(m, f"{where}: member {i + 1}") for i, m in enumerate(_field(data, "members", list, where))]
     if not members:
         raise AsrError(f"{where}: an ensemble without members")
     try:
-        ensemble = ensemble_model(members, data.get("combine"))
-    except (ValueError, RuntimeError) as e:
+        ensemble = Ensemble(members, data.get("combine"))
+    except ValueError as e:
         raise AsrError(f"{where}: the members do not make an ensemble ({first_line(e)})") from None
     return Bundle(cfg, members[0].tokenizer, identity_stats(cfg.features.n_mels), ensemble.eval(),
                   data.get("info", {}), data.get("lm_arpa"), data.get("lexicon"))
 
 
-def ensemble_model(members: list[Bundle], combine: str) -> EnsembleModel:
-    """An EnsembleModel of the bundles' models, each normalizing with its own statistics."""
-    return EnsembleModel([b.model for b in members], torch.stack([b.stats.mean for b in members]),
-                         torch.stack([b.stats.std for b in members]), combine,
-                         [b.config for b in members], [b.info for b in members])
-
-
 def save_bundle_object(bundle: Bundle, path: str | Path) -> None:
-    if isinstance(bundle.model, EnsembleModel):
+    if not isinstance(bundle.model, AcousticModel):  # an asr.ensemble.Ensemble
         save_torch_atomic(ensemble_dict(bundle), path)
         return
     save_bundle(path, cfg=bundle.config, tokenizer=bundle.tokenizer, stats=bundle.stats, model=bundle.model,

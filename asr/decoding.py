@@ -15,7 +15,7 @@ import torch
 from asr.atomic import write_text_atomic
 from asr.config import DecodeConfig
 from asr.lm import NgramModel, read_arpa
-from asr.model import frame_log_probs
+from asr.model import MemberLogProbs, frame_log_probs
 from asr.tokenizer import BLANK, Tokenizer
 
 UNK_WORD = "<unk>"
@@ -152,7 +152,7 @@ class RescoringDecoder:
     word: the units of the beam search itself, where flashlight adds lm_weight times KenLM's
     log10 scores to an acoustic score that follows single alignments.
 
-    For a sequence ensemble (EnsembleModel with combine "sequence", outputs (B, T', K, V))
+    For a sequence ensemble (asr.ensemble, combine "sequence": MemberLogProbs outputs)
     every member's beam search proposes candidates and the acoustic score of each is the
     mean of the members' log-likelihoods. Models trained from different seeds agree on what
     was said far more than on the frame each CTC spike falls on; per-frame averaging
@@ -172,13 +172,13 @@ class RescoringDecoder:
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[Hypothesis]:
         return [group[0] for group in self.n_best(log_probs, lens)]
 
-    def n_best(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[Hypothesis]]:
+    def n_best(self, log_probs: torch.Tensor | MemberLogProbs, lens: torch.Tensor) -> list[list[Hypothesis]]:
         """The cfg.n_best best transcripts of each utterance, best first."""
-        if log_probs.dim() == 3:
-            log_probs = log_probs.unsqueeze(2)  # one member: (B, T', V) -> (B, T', 1, V)
+        if not isinstance(log_probs, MemberLogProbs):
+            log_probs = MemberLogProbs((log_probs,))  # a single model: one member
         out = []
         for b, n in enumerate(lens.tolist()):
-            members = log_probs[b, :n].float().cpu().unbind(dim=1)  # (T', K, V) -> K x (T', V)
+            members = log_probs[b, :n].float().cpu().members  # K x (T', V)
             proposed: dict[str, Hypothesis] = {}
             for lp in members:
                 for h in self.beam.n_best(lp.unsqueeze(0), torch.tensor([n]))[0]:
@@ -276,7 +276,7 @@ def make_decoder(
     sequence_ensemble: bool = False,
 ) -> GreedyDecoder | BeamSearchDecoder | RescoringDecoder:
     """The decoder cfg.method names. Beam search re-ranks its candidates (RescoringDecoder)
-    when cfg.rescore is set, and always for `sequence_ensemble` models, whose (B, T', K, V)
+    when cfg.rescore is set, and always for `sequence_ensemble` models, whose MemberLogProbs
     outputs only the rescoring combines per transcript (greedy combines them per frame)."""
     if cfg.method == "greedy":
         return GreedyDecoder(tokenizer)

@@ -19,11 +19,11 @@ from asr.decoding import Hypothesis, make_decoder, write_lexicon
 from asr.errors import AsrError, first_line
 from asr.lm import read_arpa_words
 from asr.manifest import Utterance
-from asr.model import AcousticModel, ctc_loss_sum, is_sequence_ensemble
+from asr.model import AcousticModel, ctc_loss_sum
 from asr.report import write_report
 from asr.scoring import Summary, score
 
-Emissions = dict[str, torch.Tensor]  # utterance id -> log-probabilities (T', V) on the CPU
+Emissions = dict[str, torch.Tensor]  # utterance id -> log-probabilities (T', V) on the CPU (or MemberLogProbs)
 
 
 @torch.no_grad()
@@ -38,8 +38,9 @@ def compute_emissions(
     for batch in loader:
         log_probs, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device))
         loss_sum += float(ctc_loss_sum(log_probs, out_lens, batch.targets.to(device), batch.target_lens.to(device)))
-        for uid, lp, n in zip(batch.ids, log_probs.cpu(), out_lens.tolist()):
-            emissions[uid] = lp[:n]
+        log_probs = log_probs.cpu()
+        for b, (uid, n) in enumerate(zip(batch.ids, out_lens.tolist())):
+            emissions[uid] = log_probs[b, :n]  # (T', V), or MemberLogProbs of them
     return emissions, loss_sum / max(len(dataset), 1)
 
 
@@ -57,6 +58,12 @@ def decode_dataset(
     """Decode every utterance; returns hypotheses by id and the mean CTC loss per utterance."""
     emissions, loss = compute_emissions(model, dataset, device)
     return decode_emissions(decoder, emissions), loss
+
+
+def is_sequence_ensemble(model) -> bool:
+    from asr.ensemble import is_sequence_ensemble as check
+
+    return check(model)
 
 
 def bundle_decoder(

@@ -7,12 +7,14 @@ statistics, and the recurrent layers run each direction on dense (unpacked) tens
 backward one over each utterance reversed within its own length. Dense RNNs run 1.2x (GRU)
 to 1.8x (LSTM) faster than packed sequences on a 2-core CPU (bench/rnn_layout.py).
 
-EnsembleModel combines several such models, frame by frame, under the same contract.
+MemberLogProbs is the output type of an ensemble that keeps its members' outputs apart
+(asr.ensemble, combine "sequence"): decoders and the loss take it wherever they take a
+(B, T', V) tensor.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -157,27 +159,51 @@ def init_forget_bias(lstm: nn.LSTM, value: float) -> None:
                 p[h : 2 * h] = value / 2
 
 
-def is_sequence_ensemble(model: nn.Module) -> bool:
-    """Whether the model gives its members' outputs side by side, (B, T', K, V)."""
-    return isinstance(model, EnsembleModel) and model.combine == "sequence"
+@dataclass(frozen=True)
+class MemberLogProbs:
+    """The outputs of K models over the same frames, kept apart: K tensors (B, T', V).
+
+    Indexing, .cpu(), .float() and .unsqueeze() apply to every member, so an utterance's
+    slice (`out[b, :n]`) is a MemberLogProbs of (T', V) tensors; `per_frame()` is their
+    per-frame combination (mean log-probability, renormalized) for what needs one
+    distribution per frame (greedy search, forced alignment)."""
+
+    members: tuple[torch.Tensor, ...]
+
+    def __getitem__(self, index) -> "MemberLogProbs":
+        return MemberLogProbs(tuple(m[index] for m in self.members))
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.members[0].shape
+
+    def cpu(self) -> "MemberLogProbs":
+        return MemberLogProbs(tuple(m.cpu() for m in self.members))
+
+    def float(self) -> "MemberLogProbs":
+        return MemberLogProbs(tuple(m.float() for m in self.members))
+
+    def unsqueeze(self, dim: int) -> "MemberLogProbs":
+        return MemberLogProbs(tuple(m.unsqueeze(dim) for m in self.members))
+
+    def per_frame(self) -> torch.Tensor:
+        return torch.stack(self.members).mean(0).log_softmax(dim=-1)
 
 
-def frame_log_probs(log_probs: torch.Tensor) -> torch.Tensor:
-    """Per-frame token log-probabilities (B, T', V): a sequence ensemble's side-by-side
-    member outputs (B, T', K, V) combined as the "logprob" rule does; others as they are."""
-    if log_probs.dim() == 4:
-        return log_probs.mean(dim=2).log_softmax(dim=-1)
-    return log_probs
+def frame_log_probs(log_probs: torch.Tensor | MemberLogProbs) -> torch.Tensor:
+    """One token distribution per frame (B, T', V): MemberLogProbs combined per frame, a
+    tensor as it is."""
+    return log_probs.per_frame() if isinstance(log_probs, MemberLogProbs) else log_probs
 
 
 def ctc_loss_sum(log_probs, out_lens, targets, target_lens) -> torch.Tensor:
     """Summed CTC loss of a batch (impossible alignments count as zero, not infinity).
 
-    For a sequence ensemble's (B, T', K, V) outputs: the mean of the members' losses, the
-    negated log-likelihood the sequence combination ranks hypotheses by.
+    For MemberLogProbs: the mean of the members' losses, the negated log-likelihood the
+    sequence combination ranks hypotheses by.
     """
-    if log_probs.dim() == 4:
-        members = log_probs.unbind(dim=2)
+    if isinstance(log_probs, MemberLogProbs):
+        members = log_probs.members
         return sum(ctc_loss_sum(m, out_lens, targets, target_lens) for m in members) / len(members)
     return torch.nn.functional.ctc_loss(
         log_probs.transpose(0, 1),  # (B, T, V) -> (T, B, V)
@@ -192,60 +218,3 @@ def ctc_loss_sum(log_probs, out_lens, targets, target_lens) -> torch.Tensor:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-COMBINE_RULES = ("logprob", "prob", "sequence")
-
-
-class EnsembleModel(nn.Module):
-    """Acoustic models with the same tokens and frame rate, run on the same features; their
-    per-frame token distributions are combined into one.
-
-    It takes features before global normalization: each member normalizes them with its own
-    training statistics (`means[i]`, `stds[i]`). Combination rules:
-      "logprob":  mean of the members' log-probabilities, renormalized (a product of experts);
-      "prob":     mean of the probabilities (a mixture);
-      "sequence": no per-frame combination: the members' log-probabilities side by side,
-                  (B, T', K, V), for the decoder to combine per hypothesis
-                  (asr.decoding.RescoringDecoder; frame_log_probs for a per-frame view).
-    """
-
-    def __init__(self, members: list[AcousticModel], means: torch.Tensor, stds: torch.Tensor, combine: str,
-                 member_configs: list | None = None, member_infos: list[dict] | None = None):
-        super().__init__()
-        if not members:
-            raise ValueError("an ensemble needs at least one model")
-        if not len(members) == len(means) == len(stds):
-            raise ValueError(f"{len(members)} models but statistics for {len(means)}")
-        if combine not in COMBINE_RULES:
-            raise ValueError(f"combine must be one of {', '.join(COMBINE_RULES)}, got {combine!r}")
-        self.members = nn.ModuleList(members)
-        self.register_buffer("means", means)  # (K, n_mels)
-        self.register_buffer("stds", stds)  # (K, n_mels)
-        self.combine = combine
-        # The members' run configs and provenance, which the bundle writer needs to save the
-        # ensemble (asr/checkpoint.py); an ensemble built without them runs but cannot be saved.
-        self.member_configs = list(member_configs) if member_configs is not None else None
-        self.member_infos = [dict(i) for i in member_infos] if member_infos is not None else [{} for _ in members]
-        if len(self.member_infos) != len(members) or (member_configs is not None and len(self.member_configs) != len(members)):
-            raise ValueError("one config and one info per member are needed")
-
-    def min_frames(self) -> int:
-        return max(m.min_frames() for m in self.members)
-
-    def forward(
-        self, feats: torch.Tensor, feat_lens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        outs, lens = [], None
-        for member, mean, std in zip(self.members, self.means, self.stds):
-            log_probs, out_lens = member((feats - mean) / std, feat_lens)  # (B, T, F) -> (B, T', V)
-            if lens is not None and (log_probs.shape != outs[0].shape or not torch.equal(out_lens, lens)):
-                raise ValueError("ensemble members give different numbers of output frames")
-            outs.append(log_probs)
-            lens = out_lens
-        if self.combine == "sequence":
-            return torch.stack(outs, dim=2), lens  # K x (B, T', V) -> (B, T', K, V)
-        stacked = torch.stack(outs)  # (K, B, T', V)
-        if self.combine == "logprob":
-            return stacked.mean(0).log_softmax(dim=-1), lens
-        return torch.logsumexp(stacked, dim=0) - math.log(len(outs)), lens

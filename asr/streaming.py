@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from asr.features import LOG_FLOOR, _mel_transform, hop_length
+from asr.model import AcousticModel
 from asr.segmenter import AudioSegment, Segmenter
 
 
@@ -126,7 +127,7 @@ class Stream:
         self.timestamps = timestamps
         self.n_samples = 0
         cfg = recognizer.bundle.config
-        self.unidirectional = not getattr(recognizer.model, "cfg", cfg.model).bidirectional
+        self.unidirectional = isinstance(recognizer.model, AcousticModel) and not recognizer.model.cfg.bidirectional
         if self.unidirectional:
             if cfg.features.mean_norm != "global":
                 raise ValueError(f"features.mean_norm {cfg.features.mean_norm!r} needs the whole utterance; "

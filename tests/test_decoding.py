@@ -6,6 +6,7 @@ import torch
 
 from asr.config import DecodeConfig
 from asr.decoding import GreedyDecoder, make_decoder
+from asr.model import MemberLogProbs
 from asr.tokenizer import CharTokenizer
 from tests.conftest import log_probs_from_path
 
@@ -206,7 +207,7 @@ def test_sequence_ensemble_picks_what_the_members_agree_on_despite_shifted_spike
     m1 = log_probs_from_path([a, 0, b, 0, 0, 0, 0])
     m1[2, b], m1[2, c] = math.log(0.5), math.log(0.45)
     m2 = log_probs_from_path([0, 0, a, 0, c, 0, 0], p=0.95)
-    both = torch.stack([m1, m2], dim=1).unsqueeze(0)  # (1, T, K=2, V)
+    both = MemberLogProbs((m1.unsqueeze(0), m2.unsqueeze(0)))  # K=2 x (1, T, V)
     lens = torch.tensor([7])
     cfg = DecodeConfig(method="beam", beam_size=10, candidates=5, n_best=2, word_score=0.5)
     dec = sequence_decoder(cfg)
@@ -230,7 +231,7 @@ def test_sequence_ensemble_adds_the_lm_in_log10_as_the_beam_search_does(tmp_path
     a, b = TOK.tokens.index("A"), TOK.tokens.index("B")
     lp = log_probs_from_path([a, 0, b, 1])  # "AB", clearly
     lp[0, a] = lp[0, b] = lp[2, a] = lp[2, b] = math.log(0.45)  # ... or "BA", as likely
-    both = torch.stack([lp, lp], dim=1).unsqueeze(0)
+    both = MemberLogProbs((lp.unsqueeze(0), lp.unsqueeze(0)))
     lens = torch.tensor([4])
     for weight, want in ((0.0, None), (2.0, "BA")):
         cfg = DecodeConfig(method="beam", beam_size=20, candidates=4, n_best=2, lm_weight=weight, word_score=-1.0)
@@ -268,7 +269,7 @@ def test_greedy_decoding_of_a_sequence_ensemble_combines_frames():
 
     m1 = log_probs_from_path([2, 0, 3, 3])
     m2 = log_probs_from_path([2, 2, 0, 3], p=0.6)
-    both = torch.stack([m1, m2], dim=1).unsqueeze(0)
+    both = MemberLogProbs((m1.unsqueeze(0), m2.unsqueeze(0)))
     combined = frame_log_probs(both)
     torch.testing.assert_close(combined[0], ((m1 + m2) / 2).log_softmax(-1))
     assert GreedyDecoder(TOK)(both, torch.tensor([4]))[0].text == GreedyDecoder(TOK)(combined, torch.tensor([4]))[0].text

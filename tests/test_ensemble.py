@@ -10,10 +10,11 @@ import torch
 from asr.checkpoint import build_model, load_bundle, save_bundle, save_bundle_object
 from asr.cli import main
 from asr.config import load_config
-from asr.ensemble import ensemble_bundle
+from asr.checkpoint import Bundle
+from asr.ensemble import Ensemble, ensemble_bundle, is_sequence_ensemble
 from asr.errors import AsrError
 from asr.features import FeatureStats
-from asr.model import EnsembleModel
+from asr.model import MemberLogProbs, ctc_loss_sum, frame_log_probs
 from asr.tokenizer import CharTokenizer
 from tests.conftest import write_tone
 
@@ -31,6 +32,11 @@ def random_stats(seed):
     return FeatureStats(torch.randn(80, generator=g), torch.rand(80, generator=g) + 0.5)
 
 
+def member(model_and_cfg, stats):
+    cfg, model = model_and_cfg
+    return Bundle(cfg, TOKENS, stats, model, {})
+
+
 def save_tiny(path, overrides=(), seed=0, tokenizer=TOKENS):
     cfg, model = tiny(overrides, seed)
     save_bundle(path, cfg=cfg, tokenizer=tokenizer, stats=random_stats(seed), model=model, info={"seed": seed})
@@ -39,9 +45,9 @@ def save_tiny(path, overrides=(), seed=0, tokenizer=TOKENS):
 
 @pytest.mark.parametrize("combine", ["logprob", "prob"])
 def test_one_member_gives_that_models_output_on_its_normalized_features(combine):
-    _, model = tiny()
+    cfg, model = tiny()
     stats = random_stats(1)
-    ens = EnsembleModel([model], stats.mean[None], stats.std[None], combine).eval()
+    ens = Ensemble([member((cfg, model), stats)], combine).eval()
     x, lens = torch.randn(2, 60, 80) * 3 + 1, torch.tensor([60, 41])
     with torch.no_grad():
         got, got_lens = ens(x, lens)
@@ -51,15 +57,15 @@ def test_one_member_gives_that_models_output_on_its_normalized_features(combine)
 
 
 def test_two_members_are_combined_frame_by_frame():
-    (_, a), (_, b) = tiny(seed=0), tiny(["model.rnn_type=gru", "model.hidden_size=24"], seed=1)
+    a, b = tiny(seed=0), tiny(["model.rnn_type=gru", "model.hidden_size=24"], seed=1)
     sa, sb = random_stats(2), random_stats(3)
-    means, stds = torch.stack([sa.mean, sb.mean]), torch.stack([sa.std, sb.std])
+    members = [member(a, sa), member(b, sb)]
     x, lens = torch.randn(2, 50, 80), torch.tensor([50, 33])
     with torch.no_grad():
-        la, _ = a(sa.normalize(x), lens)
-        lb, _ = b(sb.normalize(x), lens)
-        mix, _ = EnsembleModel([a, b], means, stds, "prob").eval()(x, lens)
-        poe, _ = EnsembleModel([a, b], means, stds, "logprob").eval()(x, lens)
+        la, _ = a[1](sa.normalize(x), lens)
+        lb, _ = b[1](sb.normalize(x), lens)
+        mix, _ = Ensemble(members, "prob").eval()(x, lens)
+        poe, _ = Ensemble(members, "logprob").eval()(x, lens)
     torch.testing.assert_close(mix.exp(), (la.exp() + lb.exp()) / 2)
     unnormalized = (la + lb) / 2
     torch.testing.assert_close(poe, unnormalized - torch.logsumexp(unnormalized, -1, keepdim=True))
@@ -68,24 +74,22 @@ def test_two_members_are_combined_frame_by_frame():
     assert not torch.allclose(mix, poe)  # the two rules are different rules
 
 
-def test_sequence_rule_gives_the_members_outputs_side_by_side():
-    from asr.model import ctc_loss_sum, frame_log_probs, is_sequence_ensemble
-
-    (_, a), (_, b) = tiny(seed=0), tiny(["model.rnn_type=gru"], seed=1)
+def test_sequence_rule_gives_the_members_outputs_apart():
+    a, b = tiny(seed=0), tiny(["model.rnn_type=gru"], seed=1)
     sa, sb = random_stats(2), random_stats(3)
-    means, stds = torch.stack([sa.mean, sb.mean]), torch.stack([sa.std, sb.std])
-    seq = EnsembleModel([a, b], means, stds, "sequence").eval()
-    poe = EnsembleModel([a, b], means, stds, "logprob").eval()
-    assert is_sequence_ensemble(seq) and not is_sequence_ensemble(poe) and not is_sequence_ensemble(a)
+    members = [member(a, sa), member(b, sb)]
+    seq, poe = Ensemble(members, "sequence").eval(), Ensemble(members, "logprob").eval()
+    assert is_sequence_ensemble(seq) and not is_sequence_ensemble(poe) and not is_sequence_ensemble(a[1])
     x, lens = torch.randn(2, 50, 80), torch.tensor([50, 33])
     with torch.no_grad():
         out, out_lens = seq(x, lens)
-        la, _ = a(sa.normalize(x), lens)
-        lb, _ = b(sb.normalize(x), lens)
-        assert out.shape == (2, la.shape[1], 2, la.shape[2])
-        torch.testing.assert_close(out[:, :, 0], la)
-        torch.testing.assert_close(out[:, :, 1], lb)
+        la, _ = a[1](sa.normalize(x), lens)
+        lb, _ = b[1](sb.normalize(x), lens)
+        assert isinstance(out, MemberLogProbs) and out.shape == la.shape
+        torch.testing.assert_close(out.members[0], la)
+        torch.testing.assert_close(out.members[1], lb)
         torch.testing.assert_close(frame_log_probs(out), poe(x, lens)[0])
+        torch.testing.assert_close(out[1, :20].members[1], lb[1, :20])  # an utterance's slice, per member
         targets, target_lens = torch.tensor([[2, 3], [4, 0]]), torch.tensor([2, 1])
         loss = ctc_loss_sum(out, out_lens, targets, target_lens)
         want = (ctc_loss_sum(la, out_lens, targets, target_lens) + ctc_loss_sum(lb, out_lens, targets, target_lens)) / 2
@@ -93,9 +97,8 @@ def test_sequence_rule_gives_the_members_outputs_side_by_side():
 
 
 def test_an_utterance_gets_the_same_output_alone_and_in_a_padded_batch():
-    (_, a), (_, b) = tiny(seed=0), tiny(["model.rnn_type=gru"], seed=1)
-    sa, sb = random_stats(2), random_stats(3)
-    ens = EnsembleModel([a, b], torch.stack([sa.mean, sb.mean]), torch.stack([sa.std, sb.std]), "logprob").eval()
+    a, b = tiny(seed=0), tiny(["model.rnn_type=gru"], seed=1)
+    ens = Ensemble([member(a, random_stats(2)), member(b, random_stats(3))], "logprob").eval()
     x = torch.randn(2, 64, 80)
     x[1, 40:] = 0  # padding: zeros before each member's normalization, not after
     with torch.no_grad():
@@ -112,10 +115,10 @@ def test_ensemble_bundle_round_trip_keeps_members_stats_and_decode_settings(tmp_
     assert bundle.info["ensemble_of"] == [str(a), str(b)]
     save_bundle_object(bundle, tmp_path / "e.pt")
     loaded = load_bundle(tmp_path / "e.pt")
-    assert isinstance(loaded.model, EnsembleModel) and loaded.model.combine == "prob"
+    assert isinstance(loaded.model, Ensemble) and loaded.model.combine == "prob"
     assert loaded.tokenizer.tokens == TOKENS.tokens
-    assert [c.model.rnn_type for c in loaded.model.member_configs] == ["lstm", "gru"]
-    assert [i["seed"] for i in loaded.model.member_infos] == [0, 1]
+    assert [m.config.model.rnn_type for m in loaded.model.members] == ["lstm", "gru"]
+    assert [m.info["seed"] for m in loaded.model.members] == [0, 1]
     x, lens = torch.randn(1, 70, 80), torch.tensor([70])
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x, lens)[0], bundle.model(x, lens)[0])
@@ -130,7 +133,7 @@ def test_ensemble_bundle_round_trip_keeps_members_stats_and_decode_settings(tmp_
     save_bundle_object(tuned, tmp_path / "e2.pt")
     again = load_bundle(tmp_path / "e2.pt")
     assert again.config.decode.lm_weight == 0.7 and again.lm_arpa == "ARPA" and again.lexicon == "LEX"
-    assert isinstance(again.model, EnsembleModel) and len(again.model.members) == 2
+    assert isinstance(again.model, Ensemble) and len(again.model.members) == 2
 
 
 def test_members_must_share_tokens_features_and_frame_rate(tmp_path):
