@@ -85,6 +85,16 @@ class TrainConfig:
     # "bf16": bf16 autocast on any device; "fp32": float32 throughout.
     precision: str = "auto"
     keep_checkpoints: int = 2  # epoch checkpoints kept on disk (best is kept apart)
+    # Batches whose gradients add up to one optimizer step (per rank): the effective batch is
+    # max_batch_frames x ranks x accum_steps frames.
+    accum_steps: int = 1
+    # Distributed training (torchrun; asr/distributed.py): "auto" is NCCL on CUDA, gloo on the
+    # CPU; a collective waiting longer than dist_timeout seconds for a rank fails.
+    dist_backend: str = "auto"
+    dist_timeout: float = 300.0
+    # Check after every step that all ranks hold the same weights (a sha256 per rank; costly
+    # for big models, meant for tests and debugging).
+    check_replicas: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,12 +182,14 @@ CHOICES = {
     "model.subsampling": ("conv", "stack"),
     "model.rnn_type": ("lstm", "gru"),
     "train.precision": ("auto", "bf16", "fp32"),
+    "train.dist_backend": ("auto", "gloo", "nccl"),
     "decode.method": ("greedy", "beam"),
     "tokenizer.unit": ("char", "word", "bpe", "unigram"),
 }
 POSITIVE = ("features.n_mels", "features.sample_rate", "features.win_ms", "features.hop_ms", "features.n_fft",
             "model.n_layers", "model.hidden_size", "model.conv_channels", "model.subsampling_factor",
-            "train.epochs", "train.max_batch_frames", "train.lr", "train.keep_checkpoints",
+            "train.epochs", "train.max_batch_frames", "train.lr", "train.keep_checkpoints", "train.accum_steps",
+            "train.dist_timeout",
             "decode.beam_size", "decode.n_best", "decode.candidates", "decode.beam_threshold", "tokenizer.vocab_size",
             "tokenizer.character_coverage")
 

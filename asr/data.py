@@ -186,6 +186,10 @@ class BucketBatchSampler(torch.utils.data.Sampler):
     epochs) and shuffles the batch order. Deterministic given `seed` and the epoch.
     During the first `sorted_epochs` epochs the batches go from shortest to longest
     (SortaGrad, Amodei et al. 2016): CTC leaves its all-blank start sooner on short inputs.
+
+    Distributed (`world` > 1): every rank builds the same list of batches and takes every
+    world-th one from its rank on, after the list is cut to a multiple of `world`, so that
+    all ranks take the same number of steps (the few batches cut differ from epoch to epoch).
     """
 
     def __init__(
@@ -195,12 +199,15 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         shuffle: bool = True,
         seed: int = 0,
         sorted_epochs: int = 0,
+        rank: int = 0,
+        world: int = 1,
     ):
         self.frames = list(frame_counts)
         self.max_frames = max_frames
         self.shuffle = shuffle
         self.seed = seed
         self.sorted_epochs = sorted_epochs
+        self.rank, self.world = rank, world
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:
@@ -226,17 +233,23 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             batches.append(current)
         if shuffle:
             rng.shuffle(batches)
+        if self.world > 1:
+            batches = batches[: len(batches) // self.world * self.world][self.rank::self.world]
         return batches
+
+    def batches_per_epoch(self, epochs: Iterable[int]) -> list[int]:
+        """The number of batches of each of the given epochs."""
+        current = self.epoch
+        counts = []
+        for epoch in epochs:
+            self.epoch = epoch
+            counts.append(len(self.batches()))
+        self.epoch = current
+        return counts
 
     def count_batches(self, epochs: Iterable[int]) -> int:
         """Total number of batches over the given epochs."""
-        current = self.epoch
-        total = 0
-        for epoch in epochs:
-            self.epoch = epoch
-            total += len(self.batches())
-        self.epoch = current
-        return total
+        return sum(self.batches_per_epoch(epochs))
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches())
@@ -246,10 +259,11 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
 
 def make_loader(
-    dataset: SpeechDataset, max_frames: int, shuffle: bool, seed: int = 0, num_workers: int = 0, sorted_epochs: int = 0
+    dataset: SpeechDataset, max_frames: int, shuffle: bool, seed: int = 0, num_workers: int = 0, sorted_epochs: int = 0,
+    rank: int = 0, world: int = 1, pin_memory: bool = False,
 ):
-    sampler = BucketBatchSampler(dataset.frame_counts(), max_frames, shuffle, seed, sorted_epochs)
+    sampler = BucketBatchSampler(dataset.frame_counts(), max_frames, shuffle, seed, sorted_epochs, rank, world)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, pin_memory=pin_memory
     )
     return loader, sampler

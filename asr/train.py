@@ -17,8 +17,10 @@ Outputs in `exp_dir`:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import itertools
 import math
 import random
 import time
@@ -31,8 +33,10 @@ import torch
 from tqdm import tqdm
 
 from asr.atomic import save_torch_atomic, write_text_atomic
+from asr import distributed
 from asr.checkpoint import (
     build_model,
+    content_checksum,
     epoch_checkpoints,
     load_checkpoint_file,
     load_latest_checkpoint,
@@ -53,6 +57,7 @@ from asr.data import (
 )
 from asr.decoding import GreedyDecoder
 from asr.device import autocast_dtype, pick_device
+from asr.distributed import DistContext, device_for
 from asr.errors import AsrError, first_line
 from asr.evaluate import decode_dataset, score_hypotheses
 from asr.features import FeatureStats
@@ -119,7 +124,8 @@ def prepare_stats(
 
 # Fields a resumed run may change: more epochs stretch the cosine decay over the new total
 # (the learning rate rises again from its value at the current step).
-RESUMABLE_CHANGES = ("train.epochs", "train.keep_checkpoints", "train.num_workers")
+RESUMABLE_CHANGES = ("train.epochs", "train.keep_checkpoints", "train.num_workers", "train.dist_backend",
+                     "train.dist_timeout", "train.check_replicas")
 
 
 def resume_config(saved: RunConfig, requested: RunConfig, ckpt: Path) -> RunConfig:
@@ -177,17 +183,46 @@ class RunState:
     device: torch.device
     tokenizer: Tokenizer
     stats: FeatureStats
-    model: AcousticModel
+    model: AcousticModel  # the model itself (saved, decoded)
+    net: torch.nn.Module  # what the training step calls: the model, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     loader: torch.utils.data.DataLoader
     sampler: BucketBatchSampler
     dev_utts: Sequence[Utterance]
-    dev_data: SpeechDataset
+    dev_data: SpeechDataset  # this rank's share of the dev set
     amp_dtype: torch.dtype | None
     n_params: int
+    ctx: DistContext = DistContext()
     start_epoch: int = 1
     best_wer: float = float("inf")
+    steps: int = 0
+
+
+def decide_run(cfg: RunConfig | None, exp_dir: Path, resume: bool, log: Callable[[str], None],
+               ctx: DistContext) -> tuple[RunConfig, dict | None]:
+    """run_config on rank 0, then its result (or its error) on every rank; every rank must have
+    been started with the same config."""
+    requested = ctx.gather(to_dict(cfg) if cfg is not None else None)
+    decision: dict = {}
+    if ctx.is_main:
+        try:
+            other = next((r for r, c in enumerate(requested) if c != requested[0]), None)
+            if other is not None:
+                diff = config_differences(from_dict(RunConfig, requested[0] or {}), from_dict(RunConfig, requested[other] or {}))
+                raise AsrError(f"rank {other} was started with another config than rank 0 "
+                               f"({'; '.join(diff[:3]) or 'one with --config, one without'}); start all ranks alike")
+            n_stale = remove_stale_temporaries(exp_dir)
+            if n_stale:
+                log(f"removed {n_stale} temporary file(s) left by an interrupted write")
+            run_cfg, state = run_config(cfg, exp_dir, resume, log)
+            decision = {"config": to_dict(run_cfg), "state": state}
+        except AsrError as e:
+            decision = {"error": str(e)}
+    decision = ctx.broadcast(decision)  # the checkpoint itself too: ranks need not share a file system
+    if "error" in decision:
+        raise AsrError(decision["error"] if ctx.is_main else f"rank {ctx.rank}: {decision['error']}")
+    return from_dict(RunConfig, decision["config"]), decision["state"]
 
 
 def restore_or_start(
@@ -199,13 +234,15 @@ def restore_or_start(
     device: str | None,
     progress: bool,
     log: Callable[[str], None],
+    ctx: DistContext = DistContext(),
 ) -> RunState:
-    """A new run, or the state after the newest usable epoch checkpoint of `exp_dir`."""
-    n_stale = remove_stale_temporaries(exp_dir)
-    if n_stale:
-        log(f"removed {n_stale} temporary file(s) left by an interrupted write")
-    cfg, state = run_config(cfg, exp_dir, resume, log)
-    dev = pick_device(device)
+    """A new run, or the state after the newest usable epoch checkpoint of `exp_dir`. Rank 0
+    decides and writes the run's files; every rank gets the same config, tokenizer,
+    statistics and (resuming) checkpoint state."""
+    dev = device_for(ctx, pick_device(device))
+    requested = (cfg or RunConfig()).train  # the group is joined before rank 0 reads a resumed run's config
+    distributed.init(ctx, dev, requested.dist_backend, requested.dist_timeout)
+    cfg, state = decide_run(cfg, exp_dir, resume, log, ctx)
     tc = cfg.train
     seed_everything(tc.seed)
     if state is not None:
@@ -214,16 +251,18 @@ def restore_or_start(
         except (KeyError, ValueError, TypeError, AttributeError) as e:
             raise AsrError(f"{exp_dir}: the checkpoint's tokenizer is not valid ({first_line(e)})") from None
     else:
-        tokenizer = build_tokenizer(cfg.tokenizer, (u.text for u in train_utts))
-    write_text_atomic(exp_dir / "tokens.txt", "".join(t + "\n" for t in tokenizer.tokens))
-    if isinstance(tokenizer, SentencePieceTokenizer):
-        tokenizer.save(exp_dir / "tokenizer.model")
-    save_config(cfg, exp_dir / "config.yaml")
+        built = build_tokenizer(cfg.tokenizer, (u.text for u in train_utts)) if ctx.is_main else None
+        tokenizer = tokenizer_from_dict(ctx.broadcast(built.to_dict() if built else None))
+    if ctx.is_main:
+        write_text_atomic(exp_dir / "tokens.txt", "".join(t + "\n" for t in tokenizer.tokens))
+        if isinstance(tokenizer, SentencePieceTokenizer):
+            tokenizer.save(exp_dir / "tokenizer.model")
+        save_config(cfg, exp_dir / "config.yaml")
     means = None
     if cfg.features.mean_norm == "speaker":
         t0 = time.time()
         factors = (1.0, *[f for f in cfg.augment.speed_factors if f != 1.0])
-        means = speaker_means(train_utts, cfg.features, factors)
+        means = ctx.broadcast(speaker_means(train_utts, cfg.features, factors) if ctx.is_main else None)
         log(f"speaker means of {len({s for s, _ in means})} speakers x {len(factors)} speeds "
             f"in {time.time() - t0:.1f}s")
     if state is not None and "stats" in state:  # the statistics the checkpoint was trained with
@@ -232,9 +271,12 @@ def restore_or_start(
         except ValueError as e:
             raise AsrError(f"{exp_dir}: the checkpoint's {e}") from None
     else:
-        stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log, progress, means)
+        stats = prepare_stats(train_utts, cfg, exp_dir / "stats.pt", log, progress, means) if ctx.is_main else None
+        stats = FeatureStats.from_dict(ctx.broadcast(stats.to_dict() if stats else None))
 
     model = build_model(cfg, len(tokenizer)).to(dev)
+    if ctx.rank:  # rank 0 keeps the single-process random stream; the others get their own
+        seed_everything(tc.seed + 1_000_003 * ctx.rank)
     seconds_per_output = cfg.features.hop_ms / 1000 * cfg.model.subsampling_factor
     train_set = trainable(train_utts, tokenizer, seconds_per_output)
     if len(train_set) < len(train_utts):
@@ -246,17 +288,22 @@ def restore_or_start(
                               load=functools.partial(load_utterance, feat_cfg=cfg.features), seed=tc.seed)
     train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means,
                                wave_augmenter=augmenter, seed=tc.seed)
-    loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs)
+    loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs,
+                                  ctx.rank, ctx.world, pin_memory=dev.type == "cuda")
     # Batches per epoch vary a little (length jitter, sorted first epochs): count them all,
     # so that the learning-rate decay ends on the last step.
-    total_steps = sampler.count_batches(range(1, tc.epochs + 1))
+    total_steps = sum(math.ceil(n / tc.accum_steps) for n in sampler.batches_per_epoch(range(1, tc.epochs + 1)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, tc.warmup_steps, total_steps, tc.final_lr_ratio)
     )
-    run = RunState(cfg, exp_dir, dev, tokenizer, stats, model, optimizer, scheduler, loader, sampler, dev_utts,
-                   SpeechDataset(dev_utts, tokenizer, cfg.features, stats), autocast_dtype(tc.precision, dev),
-                   count_parameters(model))
+    net = model
+    if ctx.active:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    dev_share = list(dev_utts)[ctx.rank::ctx.world]
+    run = RunState(cfg, exp_dir, dev, tokenizer, stats, model, net, optimizer, scheduler, loader, sampler, dev_utts,
+                   SpeechDataset(dev_share, tokenizer, cfg.features, stats), autocast_dtype(tc.precision, dev),
+                   count_parameters(model), ctx)
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -265,60 +312,106 @@ def restore_or_start(
         except (RuntimeError, ValueError, KeyError) as e:
             raise AsrError(f"{exp_dir}: the checkpoint does not fit its config ({first_line(e)})") from None
         run.start_epoch, run.best_wer = state["epoch"] + 1, min(state["best_wer"], best_saved_wer(exp_dir))
-        restore_rng(state["rng"])
+        run.steps = int(state.get("steps", 0))
+        ranks = state.get("rng_ranks")
+        if ranks is not None and len(ranks) == ctx.world:
+            restore_rng(ranks[ctx.rank])
+        elif ctx.is_main:
+            restore_rng(state["rng"])
+            if ranks is not None or ctx.active:
+                log(f"warning: the checkpoint was written by {len(ranks or [0])} rank(s), this run has {ctx.world}: "
+                    "the effective batch and the random streams of the other ranks change")
     else:
+        batch_s = tc.max_batch_frames * cfg.features.hop_ms / 1000
         log(f"model: {run.n_params:,} parameters; {len(train_set)} training utterances "
-            f"({sum(u.duration for u in train_set) / 3600:.2f} h), {total_steps / tc.epochs:.1f} batches/epoch; "
-            f"device {dev}, {'bf16 autocast' if run.amp_dtype else 'float32'}")
+            f"({sum(u.duration for u in train_set) / 3600:.2f} h), {total_steps / tc.epochs:.1f} steps/epoch; "
+            f"device {dev}, {'bf16 autocast' if run.amp_dtype else 'float32'}"
+            + (f"; {ctx.world} ranks ({distributed_backend()})" if ctx.active else ""))
+        if ctx.active or tc.accum_steps > 1:
+            log(f"effective batch: {tc.max_batch_frames} frames ({batch_s:.0f} s of padded audio) per rank x "
+                f"{ctx.world} rank(s) x {tc.accum_steps} accumulation step(s) = "
+                f"{tc.max_batch_frames * ctx.world * tc.accum_steps} frames")
     return run
+
+
+def distributed_backend() -> str:
+    return torch.distributed.get_backend() if torch.distributed.is_initialized() else "none"
 
 
 @dataclass
 class EpochResult:
-    loss: float  # mean CTC loss per training utterance
-    audio_seconds: float
+    loss: float  # mean CTC loss per training utterance (over all ranks)
+    audio_seconds: float  # over all ranks
     seconds: float
 
 
 def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochResult:
-    """One pass over the training batches (the sampler's order for `epoch`)."""
+    """One pass over the training batches (the sampler's order for `epoch`).
+
+    An optimizer step takes train.accum_steps batches on every rank. Each batch's summed
+    CTC loss is scaled by ranks / (utterances in the step over all ranks): with DDP averaging
+    the gradients over the ranks, a step is the gradient of the mean loss per utterance of
+    the whole global batch, the same as one process would take over all of it.
+    """
     t0 = time.time()
-    cfg, dev, model = run.cfg, run.device, run.model
-    model.train()
+    cfg, dev, ctx = run.cfg, run.device, run.ctx
+    run.net.train()
     run.sampler.set_epoch(epoch)
     run.loader.dataset.set_epoch(epoch)
     loss_sum, n_utts, audio_s = 0.0, 0, 0.0
-    bar = tqdm(run.loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress)
-    for batch in bar:
-        feats, feat_lens = batch.feats.to(dev), batch.feat_lens.to(dev)
-        with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
-            log_probs, out_lens = model(feats, feat_lens)
-        loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
-        n = len(batch.ids)
+    accum = cfg.train.accum_steps
+    bar = tqdm(total=len(run.sampler), desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False,
+               disable=not progress or not ctx.is_main)
+    batches = iter(run.loader)
+    while group := list(itertools.islice(batches, accum)):
+        n_step = ctx.sum(sum(len(b.ids) for b in group))
         run.optimizer.zero_grad(set_to_none=True)
-        (loss / n).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        for k, batch in enumerate(group):
+            last = k == len(group) - 1
+            with contextlib.nullcontext() if last or not ctx.active else run.net.no_sync():
+                feats, feat_lens = batch.feats.to(dev, non_blocking=True), batch.feat_lens.to(dev, non_blocking=True)
+                with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
+                    log_probs, out_lens = run.net(feats, feat_lens)
+                loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
+                (loss * ctx.world / n_step).backward()
+            loss_sum += float(loss.detach())
+            n_utts += len(batch.ids)
+            audio_s += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000
+            bar.update(1)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.train.grad_clip)
         run.optimizer.step()
         run.scheduler.step()
-        loss_sum += float(loss.detach())
-        n_utts += n
-        audio_s += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000
-        bar.set_postfix(loss=f"{float(loss.detach()) / n:.2f}", lr=f"{run.scheduler.get_last_lr()[0]:.1e}")
-    return EpochResult(loss_sum / max(n_utts, 1), audio_s, time.time() - t0)
+        run.steps += 1
+        if cfg.train.check_replicas:
+            check_replicas(run)
+        bar.set_postfix(loss=f"{float(loss.detach()) / len(group[-1].ids):.2f}",
+                        lr=f"{run.scheduler.get_last_lr()[0]:.1e}")
+    bar.close()
+    return EpochResult(ctx.sum(loss_sum) / max(ctx.sum(n_utts), 1), ctx.sum(audio_s), time.time() - t0)
+
+
+def check_replicas(run: RunState) -> None:
+    """AsrError unless every rank holds bit-identical weights (train.check_replicas)."""
+    digests = run.ctx.gather(content_checksum(run.model.state_dict()))
+    if len(set(digests)) > 1:
+        raise AsrError(f"after step {run.steps}: ranks hold different weights ({', '.join(d[:8] for d in digests)})")
 
 
 def validate(run: RunState) -> tuple[Summary, float]:
-    """Greedy WER/CER on the dev set and the mean dev CTC loss per utterance."""
+    """Greedy WER/CER on the dev set and the mean dev CTC loss per utterance; each rank decodes
+    its share, rank 0 scores them all."""
     hyps, dev_loss = decode_dataset(run.model, run.dev_data, GreedyDecoder(run.tokenizer), run.device)
-    return score_hypotheses(run.dev_utts, hyps), dev_loss
+    shares = run.ctx.gather((hyps, dev_loss * len(run.dev_data)))
+    all_hyps = {uid: h for share, _ in shares for uid, h in share.items()}
+    return score_hypotheses(run.dev_utts, all_hyps), sum(loss for _, loss in shares) / max(len(run.dev_utts), 1)
 
 
 def checkpoint_state(run: RunState, epoch: int) -> dict:
     return {
         "config": to_dict(run.cfg), "tokens": run.tokenizer.tokens, "tokenizer": run.tokenizer.to_dict(),
         "stats": run.stats.to_dict(), "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(), "epoch": epoch, "best_wer": run.best_wer,
-        "rng": rng_state(),
+        "scheduler": run.scheduler.state_dict(), "epoch": epoch, "best_wer": run.best_wer, "steps": run.steps,
+        "rng": rng_state(), "rng_ranks": run.ctx.gather(rng_state()) if run.ctx.active else None,
     }
 
 
@@ -364,33 +457,52 @@ def train(
 ) -> Path:
     """Train, evaluate on dev after each epoch; returns the path of the best model bundle.
 
-    cfg None: the defaults, or, when resuming, the config the run was started with.
+    cfg None: the defaults, or, when resuming, the config the run was started with. Under
+    torchrun every rank calls this; rank 0 alone logs and writes (and locks the folder).
     """
     exp_dir = Path(exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
+    ctx = distributed.from_environment()
+    if ctx.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
 
     def log_line(text: str) -> None:
+        if not ctx.is_main:
+            return
         log(text)
         with open(exp_dir / "train.log", "a") as f:
             f.write(text + "\n")
 
-    with folder_lock(exp_dir, exp_dir / ".lock", "experiment folder"):
-        run = restore_or_start(cfg, train_utts, dev_utts, exp_dir, resume, device, progress, log_line)
-        for epoch in range(run.start_epoch, run.cfg.train.epochs + 1):
-            t0 = time.time()
-            result = train_one_epoch(run, epoch, progress)
-            summary, dev_loss = validate(run)
-            is_best = summary.wer < run.best_wer
-            run.best_wer = min(run.best_wer, summary.wer)
-            log_line(
-                f"epoch {epoch:3d} | train loss {result.loss:7.3f} | dev loss {dev_loss:7.3f} "
-                f"| dev WER {summary.wer:6.2f} CER {summary.cer:6.2f} "
-                f"| {result.audio_seconds / result.seconds:6.1f} audio-s/s "
-                f"| {time.time() - t0:6.1f}s{' *' if is_best else ''}"
-            )
-            if is_best:
-                info = {"epoch": epoch, "dev_wer": summary.wer, "dev_cer": summary.cer, "n_params": run.n_params}
-                save_bundle(exp_dir / "model.pt", cfg=run.cfg, tokenizer=run.tokenizer, stats=run.stats,
-                            model=run.model, info=info)
-            save_epoch_checkpoint(exp_dir, epoch, run.cfg.train.keep_checkpoints, checkpoint_state(run, epoch))
+    lock = folder_lock(exp_dir, exp_dir / ".lock", "experiment folder") if ctx.is_main else contextlib.nullcontext()
+    try:
+        with lock:
+            run = restore_or_start(cfg, train_utts, dev_utts, exp_dir, resume, device, progress, log_line, ctx)
+            for epoch in range(run.start_epoch, run.cfg.train.epochs + 1):
+                run_epoch(run, epoch, progress, log_line)
+            if run.cfg.train.check_replicas and ctx.active:
+                log_line(f"replicas: the {ctx.world} ranks held identical weights after each of {run.steps} steps")
+    finally:
+        distributed.shutdown(ctx)
     return exp_dir / "model.pt"
+
+
+def run_epoch(run: RunState, epoch: int, progress: bool, log_line: Callable[[str], None]) -> None:
+    """Train one epoch, validate, and (rank 0) log it and write model.pt and the checkpoint."""
+    t0 = time.time()
+    result = train_one_epoch(run, epoch, progress)
+    summary, dev_loss = validate(run)
+    is_best = summary.wer < run.best_wer
+    run.best_wer = min(run.best_wer, summary.wer)
+    log_line(
+        f"epoch {epoch:3d} | train loss {result.loss:7.3f} | dev loss {dev_loss:7.3f} "
+        f"| dev WER {summary.wer:6.2f} CER {summary.cer:6.2f} "
+        f"| {result.audio_seconds / result.seconds:6.1f} audio-s/s "
+        f"| {time.time() - t0:6.1f}s{' *' if is_best else ''}"
+    )
+    state = checkpoint_state(run, epoch)  # every rank: its random state is gathered into it
+    if run.ctx.is_main:
+        if is_best:
+            info = {"epoch": epoch, "dev_wer": summary.wer, "dev_cer": summary.cer, "n_params": run.n_params}
+            save_bundle(run.exp_dir / "model.pt", cfg=run.cfg, tokenizer=run.tokenizer, stats=run.stats,
+                        model=run.model, info=info)
+        save_epoch_checkpoint(run.exp_dir, epoch, run.cfg.train.keep_checkpoints, state)
+    run.ctx.barrier()
