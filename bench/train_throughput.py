@@ -1,0 +1,139 @@
+"""Training throughput: audio seconds per second, for the whole step (data included) and the
+model step alone, the share of time spent waiting for data, utterances per second, peak host
+and device memory. One JSON line.
+
+    python bench/train_throughput.py --config recipes/an4/conf/train.yaml \\
+        --manifest data/an4/manifests/train.jsonl [--steps 40] [--device cpu|cuda] [--set k=v ...]
+    python bench/train_throughput.py --config recipes/librispeech/conf/train_960h.yaml \\
+        --synthetic 2000 [--device cuda]       # LibriSpeech-like lengths (2-20 s), generated audio
+    torchrun --nproc-per-node 4 bench/train_throughput.py ...   # per-rank figures, summed on rank 0
+
+The loader, model, loss and optimizer are asr.train's own (restore_or_start, and the step of
+train_one_epoch): a step waits for its batch (data time), then runs forward, CTC loss,
+backward and the optimizer (model time, synchronized on CUDA). The first --warmup steps are
+not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def synthetic_manifest(n: int, folder: Path, seed: int = 0) -> Path:
+    """n utterances of 2-20 s (LibriSpeech-like) of noise-modulated tones with random letter texts."""
+    import numpy as np
+    import soundfile as sf
+
+    from asr.manifest import Utterance, write_manifest
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    utts = []
+    for i in range(n):
+        seconds = float(np.clip(rng.gamma(4.0, 3.0), 2.0, 20.0))
+        t = np.arange(int(seconds * 16000)) / 16000
+        wave = 0.1 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) * (1 + np.sin(2 * np.pi * 3 * t))
+        wave += 0.01 * rng.standard_normal(len(t))
+        path = folder / f"s{i}.flac"
+        sf.write(str(path), wave.astype(np.float32), 16000)
+        words = ["".join(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), rng.integers(2, 8))) for _ in
+                 range(int(seconds * 2.5))]
+        utts.append(Utterance(f"s{i}", str(path), round(seconds, 3), " ".join(words), f"spk{i % 50}"))
+    write_manifest(utts, folder / "synthetic.jsonl")
+    return folder / "synthetic.jsonl"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="YAML overrides (a recipe's conf file)")
+    p.add_argument("--set", action="append", default=[], help="more overrides, e.g. train.num_workers=2")
+    p.add_argument("--manifest", help="training manifest (real audio)")
+    p.add_argument("--synthetic", type=int, help="generate this many LibriSpeech-like utterances instead")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--device")
+    a = p.parse_args()
+
+    import torch
+
+    from asr import distributed
+    from asr.config import load_config
+    from asr.manifest import read_manifest
+    from asr.model import ctc_loss_sum
+    from asr.train import restore_or_start
+
+    ctx = distributed.from_environment()
+    work = Path(tempfile.mkdtemp(prefix="asr-throughput-"))
+    manifest = a.manifest or synthetic_manifest(a.synthetic or 500, work / "data")
+    utts = read_manifest(manifest)
+    cfg = load_config(a.config, a.set + ["train.epochs=1000"])
+    run = restore_or_start(cfg, utts, utts[:2], work / f"exp{ctx.rank}", False, a.device, False,
+                           lambda s: None, ctx)
+    dev, net = run.device, run.net
+    net.train()
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+    data_s = model_s = audio = 0.0
+    n_utts = steps = 0
+    epoch = 1
+    while steps < a.steps + a.warmup:
+        run.sampler.set_epoch(epoch)
+        run.loader.dataset.set_epoch(epoch)
+        batches = iter(run.loader)
+        while steps < a.steps + a.warmup:
+            t0 = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                epoch += 1
+                break
+            t1 = time.perf_counter()
+            feats, lens = batch.feats.to(dev, non_blocking=True), batch.feat_lens.to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
+                log_probs, out_lens = net(feats, lens)
+            loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
+            run.optimizer.zero_grad(set_to_none=True)
+            (loss / len(batch.ids)).backward()
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.train.grad_clip)
+            run.optimizer.step()
+            if cuda:
+                torch.cuda.synchronize(dev)
+            t2 = time.perf_counter()
+            steps += 1
+            if steps > a.warmup:
+                data_s += t1 - t0
+                model_s += t2 - t1
+                audio += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000
+                n_utts += len(batch.ids)
+    total = data_s + model_s
+    record = {
+        "ranks": ctx.world, "device": str(dev), "params": run.n_params, "steps": a.steps,
+        "threads": torch.get_num_threads(), "num_workers": cfg.train.num_workers,
+        "precision": str(run.amp_dtype or "float32"),
+        "audio_s_per_s": round(ctx.sum(audio) / total, 1),  # ranks run in parallel: their audio adds up
+        "model_step_audio_s_per_s": round(ctx.sum(audio) / model_s, 1),
+        "data_wait_share": round(data_s / total, 3),
+        "utts_per_s": round(ctx.sum(n_utts) / total, 1),
+        "peak_host_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_device_mb": round(torch.cuda.max_memory_allocated(dev) / 2**20) if cuda else None,
+        "manifest": str(manifest), "config": a.config, "overrides": a.set,
+    }
+    if ctx.is_main:
+        print(json.dumps(record))
+    distributed.shutdown(ctx)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
