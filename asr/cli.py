@@ -304,22 +304,83 @@ def recognizer_from_args(args: argparse.Namespace, model: str | None = None):
 
 
 def cmd_lm_build(args: argparse.Namespace) -> int:
-    from asr.lm import estimate, read_text_corpus, write_arpa
+    import itertools
+
+    from asr.kenlm import find_kenlm, lmplz
+    from asr.lm import estimate, iter_text_corpus, write_arpa
     from asr.manifest import read_manifest
     from asr.scoring import normalize_text
 
-    sentences = read_text_corpus(args.text, args.max_lines, args.every) if args.text else []
-    for m in args.manifest:
-        sentences += [normalize_text(u.text).split() for u in read_manifest(m)]
-    if not sentences:
+    if not 1 <= args.order <= 6:
+        raise AsrError(f"--order {args.order}: order must be at least 1 (and at most 6, KenLM's limit as built here)")
+    backend = args.backend
+    if backend == "auto":
+        backend = "kenlm" if find_kenlm() is not None else "python"
+    if backend == "python" and (args.prune or args.binary):
+        raise AsrError("--prune and --binary need the kenlm backend (asr lm install-kenlm)")
+    prune = [int(x) for x in parse_floats(args.prune, "--prune")] if args.prune else None
+    if prune and (prune[0] != 0 or len(prune) > args.order or any(x < 0 or x != int(x) for x in prune)):
+        raise AsrError(f"--prune {args.prune}: whole thresholds >= 0, the first 0 (unigrams are kept), at most "
+                       f"one per order")
+    manifest_texts = [normalize_text(u.text) for m in args.manifest for u in read_manifest(m)]
+    manifest_texts = [t for t in manifest_texts if t]
+
+    def sentences():
+        text = iter_text_corpus(args.text, args.max_lines, args.every) if args.text else iter(())
+        return itertools.chain(text, manifest_texts)
+
+    if not args.text and not manifest_texts:
         raise AsrError("no text given: pass TEXT files and/or --manifest")
-    try:
-        model = estimate(sentences, args.order)
-    except ValueError as e:
-        raise AsrError(f"lm build: {e}") from None
-    write_arpa(model, args.output)
-    sizes = ", ".join(f"{n}-grams {sum(1 for g in model.prob if len(g) == n)}" for n in range(1, args.order + 1))
-    print(f"{args.output}: order {args.order}, {len(sentences)} sentences, vocabulary {len(model.vocab)}; {sizes}")
+    output = Path(args.output)
+    t0 = time.time()
+    if backend == "kenlm":
+        counter = _Counting(sentences())
+        lmplz(counter, args.order, output, prune, args.memory, Path(args.binary) if args.binary else None)
+        n_sentences, sizes = counter.n, arpa_sizes(output)
+    else:
+        sentences_list = [s.split() for s in sentences()]
+        if not sentences_list:
+            raise AsrError("no text to build a language model from")
+        try:
+            model = estimate(sentences_list, args.order)
+        except ValueError as e:
+            raise AsrError(f"lm build: {e}") from None
+        write_arpa(model, output)
+        n_sentences, sizes = len(sentences_list), arpa_sizes(output)
+    print(f"{output}: order {args.order}, {n_sentences} sentences, {backend} backend, {time.time() - t0:.1f}s; "
+          + ", ".join(f"{n}-grams {c}" for n, c in enumerate(sizes, 1))
+          + (f"; binary {args.binary}" if args.binary else ""))
+    return 0
+
+
+class _Counting:
+    """Iterates a sentence stream, counting it."""
+
+    def __init__(self, items):
+        self.items, self.n = items, 0
+
+    def __iter__(self):
+        for item in self.items:
+            self.n += 1
+            yield item
+
+
+def arpa_sizes(path: Path) -> list[int]:
+    """The n-gram counts of an ARPA file's header."""
+    sizes = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("ngram "):
+                sizes.append(int(line.split("=")[1]))
+            elif line.startswith("\\1-grams"):
+                break
+    return sizes
+
+
+def cmd_lm_install_kenlm(args: argparse.Namespace) -> int:
+    from asr.kenlm import install_kenlm
+
+    install_kenlm(args.jobs)
     return 0
 
 
@@ -495,7 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--manifest", action="append", default=[], help="also take the texts of a manifest (repeatable)")
     s.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
     s.add_argument("-o", "--output", required=True, help="ARPA file to write")
+    s.add_argument("--backend", choices=("auto", "kenlm", "python"), default="auto",
+                   help="kenlm: KenLM's lmplz (asr lm install-kenlm), streaming, for large texts; python: the "
+                        "in-memory reference estimator; auto (default): kenlm where installed")
+    s.add_argument("--prune", metavar="N,N,...",
+                   help="kenlm: drop n-grams of each order seen at most N times, e.g. 0,1,1 (unigrams are kept)")
+    s.add_argument("--binary", metavar="PATH", help="kenlm: also write KenLM's binary form here")
+    s.add_argument("--memory", default="20%", help="kenlm: lmplz's sort memory (default 20%% of RAM)")
     s.set_defaults(func=cmd_lm_build)
+    s = lm_sub.add_parser("install-kenlm", help="build KenLM's lmplz and build_binary from PyPI's kenlm source")
+    s.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
+    s.set_defaults(func=cmd_lm_install_kenlm)
     return p
 
 

@@ -217,3 +217,80 @@ def test_cli_max_lines(tmp_path, capsys):
     entries, _ = read_arpa(tmp_path / "lm.arpa")
     assert ("A", "B") in entries and ("B", "C") in entries and ("C", "D") not in entries
     assert "2 sentences" in capsys.readouterr().out
+
+
+def kenlm_or_skip():
+    import os
+
+    from asr.kenlm import find_kenlm
+
+    if find_kenlm() is None:
+        if os.environ.get("CI"):
+            pytest.fail("lmplz not built: .ci/run runs `asr lm install-kenlm`")
+        pytest.skip("KenLM's lmplz is not built (asr lm install-kenlm)")
+
+
+def test_kenlm_and_python_backends_agree_on_the_same_text(an4_prepared, tmp_path, capsys):
+    """AN4's training transcripts plus a Zipf text: the same n-grams, log10 probabilities and
+    backoff weights within 1e-4 from lmplz and from the Python estimator."""
+    import random
+
+    from asr.cli import main
+
+    kenlm_or_skip()
+    rng = random.Random(0)
+    words = [f"W{i}" for i in range(300)]
+    weights = [1 / (i + 1) for i in range(300)]
+    (tmp_path / "text.txt").write_text("".join(" ".join(rng.choices(words, weights, k=rng.randint(3, 12))) + "\n"
+                                               for _ in range(3000)))
+    manifest = str(an4_prepared / "manifests" / "train.jsonl")
+    common = ["lm", "build", str(tmp_path / "text.txt"), "--manifest", manifest, "--order", "3"]
+    assert main([*common, "--backend", "kenlm", "-o", str(tmp_path / "k.arpa")]) == 0
+    assert main([*common, "--backend", "python", "-o", str(tmp_path / "p.arpa")]) == 0
+    assert "kenlm backend" in capsys.readouterr().out
+    k, p = load_arpa(tmp_path / "k.arpa"), load_arpa(tmp_path / "p.arpa")
+    assert set(k.prob) == set(p.prob) and len(k.prob) > 10000
+    for g in k.prob:
+        assert math.log10(k.prob[g]) == pytest.approx(math.log10(p.prob[g]), abs=1e-4), g
+    for g in set(k.backoff) | set(p.backoff):  # lmplz writes a backoff of 0 (log10) where we write none
+        assert math.log10(k.backoff.get(g, 1.0)) == pytest.approx(math.log10(p.backoff.get(g, 1.0)), abs=1e-4), g
+
+
+def test_kenlm_pruning_and_binary_output(tmp_path):
+    from asr.cli import main
+
+    kenlm_or_skip()
+    (tmp_path / "t.txt").write_text("A B C\nA B D\nA B C\nE F G\n" * 5 + "X Y Z\n")
+    assert main(["lm", "build", str(tmp_path / "t.txt"), "--backend", "kenlm", "--prune", "0,1,1",
+                 "--binary", str(tmp_path / "lm.bin"), "-o", str(tmp_path / "lm.arpa")]) == 0
+    text = (tmp_path / "lm.arpa").read_text()
+    assert "X Y Z" not in text and "A B C" in text  # the singleton trigram is pruned
+    assert (tmp_path / "lm.bin").read_bytes()[:16] == b"mmap lm http://k"  # KenLM's binary header
+    assert main(["lm", "build", str(tmp_path / "t.txt"), "--backend", "python", "--prune", "0,1",
+                 "-o", str(tmp_path / "x.arpa")]) == 1
+
+
+@pytest.mark.parametrize("backend", ["python", "kenlm"])
+def test_lm_text_with_invalid_utf8_or_empty_lines(tmp_path, capsys, backend):
+    from asr.cli import main
+
+    if backend == "kenlm":
+        kenlm_or_skip()
+    (tmp_path / "ok.txt").write_text("A B\n\n   \nA C\n" * 5)
+    assert main(["lm", "build", str(tmp_path / "ok.txt"), "--backend", backend, "--order", "2",
+                 "-o", str(tmp_path / "ok.arpa")]) == 0
+    assert ", 10 sentences," in capsys.readouterr().out  # the empty lines are skipped, not sentences
+    (tmp_path / "bad.txt").write_bytes(b"A B\nA \xff C\nA B\n")
+    assert main(["lm", "build", str(tmp_path / "bad.txt"), "--backend", backend, "-o", str(tmp_path / "bad.arpa")]) == 1
+    assert f"{tmp_path / 'bad.txt'}:2: not UTF-8 (invalid start byte at byte 2)" in capsys.readouterr().err
+    assert not (tmp_path / "bad.arpa").exists()
+
+
+def test_kenlm_backend_missing_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from asr.cli import main
+
+    monkeypatch.setenv("ASR_KENLM_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    (tmp_path / "t.txt").write_text("A B\n")
+    assert main(["lm", "build", str(tmp_path / "t.txt"), "--backend", "kenlm", "-o", str(tmp_path / "l.arpa")]) == 1
+    assert "the kenlm backend needs lmplz and build_binary: run `asr lm install-kenlm`" in capsys.readouterr().err

@@ -38,19 +38,32 @@ manifests=$work/manifests
 exp=$work/exp
 eval_sets="dev-clean dev-other test-clean test-other"
 lm_text=${ASR_LIBRISPEECH_LM_SOURCE:-$work/downloads/librispeech-lm-norm.txt.gz}
-# `asr lm build` holds every n-gram in memory (about 450 bytes each): the whole LM text (800M
-# words) is out of reach. Every 200th line, at most 200k lines (about 4M words spread over
-# all the books), plus the training transcripts, gives a trigram of a few million n-grams.
+# The LM is a trigram of the whole LM text (800M words) plus the training transcripts, built
+# by KenLM's lmplz (`asr lm install-kenlm` builds it once from PyPI's kenlm source; it needs
+# cmake, g++ and Boost's development packages), bigrams and trigrams seen once pruned. Where
+# lmplz cannot be built, the Python estimator, which holds every n-gram in memory (about 450
+# bytes each), takes every 200th line, at most 200k lines (about 4M words), instead.
+lm_prune=0,1,1
 lm_every=200
 lm_max_lines=200000
+
+build_lm() {
+  if "$asr" lm install-kenlm; then
+    "$asr" lm build --backend kenlm --order 3 --prune "$lm_prune" "$lm_text" \
+      --manifest "$manifests/train.jsonl" -o "$work/lm/3gram.arpa"
+  else
+    echo "librispeech/run.sh: KenLM could not be built; sampling the LM text for the Python estimator" >&2
+    "$asr" lm build --backend python --order 3 --every "$lm_every" --max-lines "$lm_max_lines" "$lm_text" \
+      --manifest "$manifests/train.jsonl" -o "$work/lm/3gram.arpa"
+  fi
+}
 
 run_stage 0 prepare "$asr" prepare librispeech ${source:+--source "$source"} --out "$work" --parts $parts
 run_stage 1 train "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev-clean.jsonl" \
   --exp "$exp" --config "$config" --resume
 run_stage 2 evaluate evaluate_splits "$exp/model.pt" greedy "$eval_sets" --set decode.method=greedy
 run_stage 3 lm_text "$asr" prepare librispeech --out "$work" --lm-text
-run_stage 4 lm "$asr" lm build --order 3 --every "$lm_every" --max-lines "$lm_max_lines" "$lm_text" \
-  --manifest "$manifests/train.jsonl" -o "$work/lm/3gram.arpa"
+run_stage 4 lm build_lm
 # A smaller grid than AN4's: each point is one beam search over dev-clean (5.4 h).
 run_stage 5 tune "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev-clean.jsonl" \
   --lm "$work/lm/3gram.arpa" --lm-weights 0.5,1,1.5,2 --word-scores=-1,0,1,2 --out "$exp/model_lm.pt"
