@@ -85,6 +85,9 @@ class TrainConfig:
     # "bf16": bf16 autocast on any device; "fp32": float32 throughout.
     precision: str = "auto"
     keep_checkpoints: int = 2  # epoch checkpoints kept on disk (best is kept apart)
+    # Compute log-mel features and SpecAugment in batches on the training device (a GPU)
+    # instead of in the loader's workers, which then only read and perturb the audio.
+    features_on_device: bool = False
     # Batches whose gradients add up to one optimizer step (per rank): the effective batch is
     # max_batch_frames x ranks x accum_steps frames.
     accum_steps: int = 1

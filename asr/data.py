@@ -13,7 +13,7 @@ from asr.audio import load_audio
 from asr.augment import WaveAugmenter
 from asr.errors import AudioError
 from asr.config import AugmentConfig, FeatureConfig
-from asr.features import FeatureStats, log_mel, spec_augment, speed_perturb
+from asr.features import FeatureStats, batch_log_mel, log_mel, reflect_pad, spec_augment, spec_augment_batch, speed_perturb
 from asr.manifest import Utterance
 from asr.tokenizer import Tokenizer
 
@@ -28,8 +28,20 @@ class Batch(NamedTuple):
 
 class Example(NamedTuple):
     id: str
-    feats: torch.Tensor  # (T, F)
+    feats: torch.Tensor  # (T, F); with waves_only: the reflect-padded waveform (N,)
     target: torch.Tensor  # (L,)
+    mean: torch.Tensor | None = None  # waves_only with features.mean_norm "speaker": the speaker's mean (F,)
+
+
+class WaveBatch(NamedTuple):
+    """A batch of waveforms for features computed on the model's device (DeviceFrontend)."""
+
+    waves: torch.Tensor  # (B, N) float32: reflect-padded waveforms, zero-padded to the longest
+    wave_lens: torch.Tensor  # (B,) int64
+    targets: torch.Tensor  # (B, L) int64, zero-padded
+    target_lens: torch.Tensor  # (B,) int64
+    ids: list[str]
+    means: torch.Tensor | None  # (B, F) speaker means (features.mean_norm "speaker"), else None
 
 
 def utterance_features(
@@ -121,11 +133,14 @@ class SpeechDataset(torch.utils.data.Dataset):
         means: dict[tuple[str, float], torch.Tensor] | None = None,
         wave_augmenter: WaveAugmenter | None = None,
         seed: int = 0,
+        waves_only: bool = False,
     ):
         """`means`: speaker means (features.mean_norm "speaker"); computed from `utts` when
         not given, for every speed factor that augmentation uses. `wave_augmenter`: noise,
         reverberation, telephone and gain (asr.augment), drawn from a generator seeded by
-        (seed, epoch, index): the same audio in any worker, different in each epoch."""
+        (seed, epoch, index): the same audio in any worker, different in each epoch.
+        `waves_only`: items carry the (reflect-padded) waveform instead of features, for
+        DeviceFrontend to turn into features and SpecAugment them in batches on the device."""
         self.utts = list(utts)
         self.tokenizer = tokenizer
         self.feat_cfg = feat_cfg
@@ -133,6 +148,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.wave_augmenter = wave_augmenter if wave_augmenter is not None and wave_augmenter.active else None
         self.seed = seed
+        self.waves_only = waves_only
         self.epoch = 1
         if feat_cfg.mean_norm == "speaker" and means is None:
             factors = augment.speed_factors if augment is not None and augment.speed_factors else (1.0,)
@@ -156,12 +172,17 @@ class SpeechDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, i])
             wave = torch.from_numpy(self.wave_augmenter(wave.numpy(), rng, exclude=utt.id))
         mean = self.means.get((speaker_of(utt), factor))
-        feats = self.stats.normalize(features_of(wave, utt.where(), self.feat_cfg, mean))
-        if self.augment is not None:
-            feats = spec_augment(feats, self.augment)
         # Characters outside the token list (possible in dev/test text) only leave the
         # loss target; scoring always uses the full text.
         target = torch.tensor(self.tokenizer.encode(utt.text, skip_unknown=True), dtype=torch.long)
+        if self.waves_only:
+            try:
+                return Example(utt.id, reflect_pad(wave.float(), self.feat_cfg), target, mean)
+            except ValueError as e:
+                raise AudioError(f"{utt.where()}: {e}") from None
+        feats = self.stats.normalize(features_of(wave, utt.where(), self.feat_cfg, mean))
+        if self.augment is not None:
+            feats = spec_augment(feats, self.augment)
         return Example(utt.id, feats, target)
 
     def frame_counts(self) -> list[int]:
@@ -169,7 +190,17 @@ class SpeechDataset(torch.utils.data.Dataset):
         return [int(u.duration * 1000 / self.feat_cfg.hop_ms) + 1 for u in self.utts]
 
 
-def collate(examples: Sequence[Example]) -> Batch:
+def collate(examples: Sequence[Example]) -> Batch | WaveBatch:
+    if examples and examples[0].feats.dim() == 1:  # waveforms (SpeechDataset waves_only)
+        means = [e.mean for e in examples]
+        return WaveBatch(
+            waves=pad_sequence([e.feats for e in examples], batch_first=True),
+            wave_lens=torch.tensor([e.feats.shape[0] for e in examples], dtype=torch.long),
+            targets=pad_sequence([e.target for e in examples], batch_first=True),
+            target_lens=torch.tensor([len(e.target) for e in examples], dtype=torch.long),
+            ids=[e.id for e in examples],
+            means=torch.stack(means) if all(m is not None for m in means) else None,
+        )
     return Batch(
         feats=pad_sequence([e.feats for e in examples], batch_first=True),
         feat_lens=torch.tensor([e.feats.shape[0] for e in examples], dtype=torch.long),
@@ -267,3 +298,28 @@ def make_loader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, pin_memory=pin_memory
     )
     return loader, sampler
+
+
+class DeviceFrontend:
+    """Log-mel, mean normalization, CMVN and SpecAugment of a WaveBatch, in batches on the
+    device the batch is moved to (train.features_on_device): the loader's workers only read,
+    perturb and pad the audio. The features equal SpeechDataset's own (tested on the CPU);
+    SpecAugment draws from `generator`, utterance by utterance, as spec_augment does."""
+
+    def __init__(self, feat_cfg: FeatureConfig, stats: FeatureStats, augment: AugmentConfig | None = None):
+        self.cfg, self.stats, self.augment = feat_cfg, stats, augment
+
+    def __call__(self, batch: WaveBatch, device: torch.device,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        waves = batch.waves.to(device, non_blocking=True)
+        feats, lens = batch_log_mel(waves, batch.wave_lens.to(device), self.cfg)  # (B, T, F), (B,)
+        valid = (torch.arange(feats.shape[1], device=device)[None, :] < lens[:, None]).unsqueeze(-1)  # (B, T, 1)
+        norm = self.cfg.mean_norm
+        if norm == "utterance" or (norm == "speaker" and batch.means is None):
+            feats = feats - (feats * valid).sum(1, keepdim=True) / lens.view(-1, 1, 1)  # each utterance's own mean
+        elif norm == "speaker":
+            feats = feats - batch.means.to(device).unsqueeze(1)
+        feats = (feats - self.stats.mean.to(device)) / self.stats.std.to(device) * valid  # padding stays 0
+        if self.augment is not None:
+            feats = spec_augment_batch(feats, lens, self.augment, generator)
+        return feats, lens

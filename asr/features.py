@@ -132,6 +132,55 @@ def spec_augment(
     return out
 
 
+def spec_augment_batch(
+    feats: torch.Tensor, lens: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """spec_augment of each utterance of a padded batch (B, T, n_mels), on whatever device it
+    is on: the masks are drawn utterance by utterance, in order, exactly as spec_augment draws
+    them for (lens[b], n_mels) features, so the same generator gives the same masks."""
+    out = feats.clone()
+    n_f = out.shape[2]
+
+    def draw(high: int) -> int:
+        return int(torch.randint(0, max(high, 0) + 1, (1,), generator=generator))
+
+    for b, n_t in enumerate(lens.tolist()):
+        for _ in range(cfg.n_freq_masks):
+            width = draw(min(cfg.freq_mask_width, n_f))
+            start = draw(n_f - width)
+            out[b, :n_t, start : start + width] = 0.0
+        max_t = min(cfg.time_mask_width, int(cfg.time_mask_ratio * n_t))
+        for _ in range(cfg.n_time_masks):
+            width = draw(max_t)
+            start = draw(n_t - width)
+            out[b, start : start + width, :] = 0.0
+    return out
+
+
+def reflect_pad(wave: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+    """The waveform with half a window reflected at each end, as log_mel's centred framing
+    pads it (so that batch_log_mel can frame a zero-padded batch without centring)."""
+    if wave.shape[-1] < min_samples(cfg):
+        raise ValueError(f"audio too short ({wave.shape[-1] / cfg.sample_rate:.3f}s)")
+    half = cfg.n_fft // 2
+    return torch.nn.functional.pad(wave.view(1, 1, -1), (half, half), mode="reflect").view(-1)
+
+
+@torch.no_grad()
+def batch_log_mel(waves: torch.Tensor, wave_lens: torch.Tensor, cfg: FeatureConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """log_mel of a batch at once, on the batch's device: `waves` (B, N) holds reflect_pad'ed
+    waveforms, zero-padded at the end; `wave_lens` their padded lengths. Returns (B, T, n_mels)
+    features, zero beyond each utterance's frames, and the frame counts (those of log_mel)."""
+    mel = _mel_transform(cfg).to(waves.device)
+    spec = torch.stft(waves.float(), cfg.n_fft, hop_length(cfg), win_length(cfg),
+                      mel.spectrogram.window.to(waves.device), center=False, return_complex=True)
+    power = spec.abs().pow(2)  # (B, n_fft/2+1, T)
+    feats = torch.log(mel.mel_scale(power) + LOG_FLOOR).transpose(1, 2)  # (B, n_mels, T) -> (B, T, n_mels)
+    frame_lens = (wave_lens - 2 * (cfg.n_fft // 2)) // hop_length(cfg) + 1
+    valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < frame_lens.to(feats.device)[:, None]
+    return feats * valid.unsqueeze(-1), frame_lens
+
+
 def speed_perturb(
     wave: torch.Tensor, factor: float, sample_rate: int = 16000
 ) -> torch.Tensor:

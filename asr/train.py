@@ -48,7 +48,9 @@ from asr.config import RunConfig, config_differences, from_dict, load_config, sa
 from asr.augment import WaveAugmenter
 from asr.data import (
     BucketBatchSampler,
+    DeviceFrontend,
     SpeechDataset,
+    WaveBatch,
     load_utterance,
     make_loader,
     speaker_means,
@@ -194,6 +196,7 @@ class RunState:
     amp_dtype: torch.dtype | None
     n_params: int
     ctx: DistContext = DistContext()
+    frontend: DeviceFrontend | None = None  # train.features_on_device
     start_epoch: int = 1
     best_wer: float = float("inf")
     steps: int = 0
@@ -287,7 +290,7 @@ def restore_or_start(
     augmenter = WaveAugmenter(cfg.augment, cfg.features.sample_rate, babble_pool=train_set,
                               load=functools.partial(load_utterance, feat_cfg=cfg.features), seed=tc.seed)
     train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means,
-                               wave_augmenter=augmenter, seed=tc.seed)
+                               wave_augmenter=augmenter, seed=tc.seed, waves_only=tc.features_on_device)
     loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs,
                                   ctx.rank, ctx.world, pin_memory=dev.type == "cuda")
     # Batches per epoch vary a little (length jitter, sorted first epochs): count them all,
@@ -303,7 +306,8 @@ def restore_or_start(
     dev_share = list(dev_utts)[ctx.rank::ctx.world]
     run = RunState(cfg, exp_dir, dev, tokenizer, stats, model, net, optimizer, scheduler, loader, sampler, dev_utts,
                    SpeechDataset(dev_share, tokenizer, cfg.features, stats), autocast_dtype(tc.precision, dev),
-                   count_parameters(model), ctx)
+                   count_parameters(model), ctx,
+                   DeviceFrontend(cfg.features, stats, cfg.augment) if tc.features_on_device else None)
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -363,20 +367,21 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
     bar = tqdm(total=len(run.sampler), desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False,
                disable=not progress or not ctx.is_main)
     batches = iter(run.loader)
+    generator = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch * 1009 + ctx.rank)  # device SpecAugment
     while group := list(itertools.islice(batches, accum)):
         n_step = ctx.sum(sum(len(b.ids) for b in group))
         run.optimizer.zero_grad(set_to_none=True)
         for k, batch in enumerate(group):
             last = k == len(group) - 1
             with contextlib.nullcontext() if last or not ctx.active else run.net.no_sync():
-                feats, feat_lens = batch.feats.to(dev, non_blocking=True), batch.feat_lens.to(dev, non_blocking=True)
+                feats, feat_lens = batch_on_device(run, batch, generator)
                 with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
                     log_probs, out_lens = run.net(feats, feat_lens)
                 loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
                 (loss * ctx.world / n_step).backward()
             loss_sum += float(loss.detach())
             n_utts += len(batch.ids)
-            audio_s += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000
+            audio_s += float(feat_lens.sum()) * cfg.features.hop_ms / 1000
             bar.update(1)
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.train.grad_clip)
         run.optimizer.step()
@@ -388,6 +393,14 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
                         lr=f"{run.scheduler.get_last_lr()[0]:.1e}")
     bar.close()
     return EpochResult(ctx.sum(loss_sum) / max(ctx.sum(n_utts), 1), ctx.sum(audio_s), time.time() - t0)
+
+
+def batch_on_device(run: RunState, batch, generator: torch.Generator | None = None):
+    """The batch's features and their lengths on the training device: moved there, or (a
+    WaveBatch, train.features_on_device) computed there."""
+    if isinstance(batch, WaveBatch):
+        return run.frontend(batch, run.device, generator)
+    return batch.feats.to(run.device, non_blocking=True), batch.feat_lens.to(run.device, non_blocking=True)
 
 
 def check_replicas(run: RunState) -> None:

@@ -9,8 +9,9 @@ and device memory. One JSON line.
     torchrun --nproc-per-node 4 bench/train_throughput.py ...   # per-rank figures, summed on rank 0
 
 The loader, model, loss and optimizer are asr.train's own (restore_or_start, and the step of
-train_one_epoch): a step waits for its batch (data time), then runs forward, CTC loss,
-backward and the optimizer (model time, synchronized on CUDA). The first --warmup steps are
+train_one_epoch): a step waits for its batch (data time), then runs the features on the
+device if train.features_on_device is set, forward, CTC loss, backward and the optimizer
+(model time, synchronized on CUDA). The first --warmup steps are
 not counted.
 """
 
@@ -70,7 +71,7 @@ def main() -> None:
     from asr.config import load_config
     from asr.manifest import read_manifest
     from asr.model import ctc_loss_sum
-    from asr.train import restore_or_start
+    from asr.train import batch_on_device, restore_or_start
 
     ctx = distributed.from_environment()
     work = Path(tempfile.mkdtemp(prefix="asr-throughput-"))
@@ -99,7 +100,7 @@ def main() -> None:
                 epoch += 1
                 break
             t1 = time.perf_counter()
-            feats, lens = batch.feats.to(dev, non_blocking=True), batch.feat_lens.to(dev, non_blocking=True)
+            feats, lens = batch_on_device(run, batch)
             with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
                 log_probs, out_lens = net(feats, lens)
             loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
@@ -114,7 +115,7 @@ def main() -> None:
             if steps > a.warmup:
                 data_s += t1 - t0
                 model_s += t2 - t1
-                audio += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000
+                audio += float(lens.sum()) * cfg.features.hop_ms / 1000
                 n_utts += len(batch.ids)
     total = data_s + model_s
     record = {
