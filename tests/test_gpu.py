@@ -45,7 +45,7 @@ def test_device_frontend_on_cuda_equals_the_cpu_path():
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
 
 
-def test_two_gpu_ranks_or_one_train_with_features_on_device(tmp_path):
+def test_a_cuda_epoch_with_features_on_device_and_bf16(tmp_path):
     """One training epoch on CUDA with the device front end and bf16 (a smoke test of the GPU path)."""
     from asr.checkpoint import load_bundle
     from asr.config import load_config
