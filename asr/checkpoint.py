@@ -239,6 +239,13 @@ def save_bundle_object(bundle: Bundle, path: str | Path) -> None:
 
 
 def load_bundle(path: str | Path) -> Bundle:
+    """A model bundle file, or a package folder written by `asr export` (asr.serving.package)."""
+    if Path(path).is_dir():
+        from asr.serving.package import is_package, load_package
+
+        if not is_package(path):
+            raise AsrError(f"{path}: a folder, but not an exported model package (no package.json)")
+        return load_package(path)
     return bundle_from_dict(load_checkpoint_file(path), str(path))
 
 

@@ -77,6 +77,38 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from asr.checkpoint import load_bundle
+    from asr.serving.export import export_bundle
+
+    bundle = load_bundle(args.model)
+    t0 = time.time()
+    out = export_bundle(bundle, args.out, args.format, args.quantize)
+    size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+    print(f"{out}: {args.format}{' int8' if args.quantize else ''} package of {args.model} ({size:.1f} MB, "
+          f"{time.time() - t0:.1f}s); use it as any model: asr transcribe --model {out} FILE.wav")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from asr.serving.server import serve
+    from asr.transcribe import default_model_path
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise AsrError("asr serve needs FastAPI and uvicorn: pip install 'asr[serve]'") from None
+    model = args.model or str(default_model_path())
+    from asr.checkpoint import load_bundle
+
+    load_bundle(model)  # a one-line error now rather than a traceback in the server
+    print(f"serving {model} on http://{args.host}:{args.port}/ ({args.workers} worker(s)); Ctrl-C stops",
+          file=sys.stderr)
+    serve(model, args.host, args.port, args.workers, args.max_upload_mb, args.max_seconds, args.batch)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.evaluate import write_conditions
 
@@ -486,6 +518,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     add_decode_options(s)
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("export", help="a model as a TorchScript or ONNX package (optionally int8)")
+    s.add_argument("model", metavar="MODEL", help="model bundle (model.pt or model_lm.pt)")
+    s.add_argument("--format", choices=("torchscript", "onnx"), required=True)
+    s.add_argument("--quantize", choices=("int8",), help="int8 weights of the recurrent and linear layers")
+    s.add_argument("--out", required=True, help="package folder to write")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="an HTTP API and a web page for a model")
+    s.add_argument("--model", help="model bundle or exported package (default: $ASR_MODEL, else the AN4 recipe's)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--workers", type=int, default=1, help="server processes, each with the model (default 1)")
+    s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload (default 20 MB)")
+    s.add_argument("--max-seconds", type=float, default=600.0, help="longest audio (default 600 s)")
+    s.add_argument("--batch", type=int, default=16, help="requests decoded together at most (default 16)")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("degrade", help="copy a manifest's audio under a recording condition (noise, room, phone)")
     s.add_argument("--manifest", required=True, help="manifest whose audio to degrade")
