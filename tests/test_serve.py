@@ -156,6 +156,13 @@ def test_the_page_uploads_an_an4_file_and_shows_the_transcript(server, an4_prepa
                               "p.currentTime = arguments[0]; p.dispatchEvent(new Event('timeupdate'));",
                               json.loads(driver.execute_script("return JSON.stringify(words)"))[0]["start"] + 0.01)
         assert "active" in words[0].get_attribute("class")
+        # recording: Chromium's fake microphone (a tone), MediaRecorder, decoded and sent as WAV
+        driver.find_element(By.ID, "record").click()
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "status").text.startswith("Recording"))
+        time.sleep(1.5)
+        driver.find_element(By.ID, "stop").click()
+        WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "status").text == "Done.")
+        assert driver.find_element(By.ID, "transcript").text == "A"
         # a file that is not audio: the page shows the server's error
         bad = tmp_path / "notes.wav"
         bad.write_text("not audio")
