@@ -133,3 +133,46 @@ show_model() {
   [ -f "$model" ] || model=$work/exp/model.pt
   echo "model: $model   try: $asr transcribe --model $model FILE.wav"
 }
+
+# condition_stages FIRST "SPLIT..." MODEL: stage FIRST writes copies of each split's audio under
+# recording conditions (asr degrade: white noise at 20, 10 and 5 dB SNR, a simulated room, the
+# 8 kHz band of a phone line) into WORK/conditions/; stage FIRST+1 decodes each split with MODEL
+# clean and under every condition into <model folder>/conditions_<split>/ (conditions.md: WER per
+# condition and as a multiple of clean).
+conditions=${conditions:-white20 white10 white5 reverb band8k}
+condition_stages() {
+  local first=$1 splits=$2 model=$3
+  run_stage "$first" conditions degrade_splits "$splits"
+  run_stage $((first + 1)) evaluate_conditions evaluate_conditions "$splits" "$model"
+}
+
+degrade_splits() {
+  local split c
+  for split in $1; do
+    for c in $conditions; do
+      "$asr" degrade --manifest "$work/manifests/$split.jsonl" --condition "$c" \
+        --out "$work/conditions/$split.$c.jsonl"
+    done
+  done
+}
+
+evaluate_conditions() {
+  local split c model=$2
+  for split in $1; do
+    local args=()
+    for c in $conditions; do args+=(--condition "$c=$work/conditions/$split.$c.jsonl"); done
+    "$asr" evaluate --model "$model" --manifest "$work/manifests/$split.jsonl" \
+      --out "$(dirname "$model")/conditions_$split" "${args[@]}"
+  done
+}
+
+# show_conditions "SPLIT..." [EXP]: print the conditions table of each split that has one.
+show_conditions() {
+  local split exp=${2:-$work/exp}
+  for split in $1; do
+    if [ -f "$exp/conditions_$split/conditions.md" ]; then
+      echo "== $split under recording conditions ($exp/conditions_$split)"
+      tail -n +3 "$exp/conditions_$split/conditions.md"
+    fi
+  done
+}

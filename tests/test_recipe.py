@@ -37,7 +37,7 @@ def recipe_run(tmp_path_factory):
     (tmp_path / "tiny.yaml").write_text(TINY)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     cmd = ["bash", str(REPO / "recipes" / "an4" / "run.sh"), "--source", str(source),
-           "--work", str(tmp_path / "an4"), "--config", str(tmp_path / "tiny.yaml")]
+           "--work", str(tmp_path / "an4"), "--config", str(tmp_path / "tiny.yaml"), "--conditions", "white10 band8k"]
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     return tmp_path, cmd, env, first
 
@@ -65,10 +65,18 @@ def test_an4_recipe_runs_all_stages_once(recipe_run):
     tuned = load_bundle(exp / "model_lm.pt").info
     assert tuned["tuned_on"] == f"{tmp_path / 'an4'}/manifests/dev.jsonl" and tuned["tuned_utterances"] == 92
     times = (tmp_path / "an4" / "stage_times.txt").read_text()
-    assert all(f"stage {n} " in times for n in range(6))
+    assert all(f"stage {n} " in times for n in (0, 1, 2, 3, 4, 5, 10, 11))
+    # stages 10-11: dev and test under recording conditions, beside clean
+    for split, n in (("dev", 92), ("test", 130)):
+        table = json.loads((exp / f"conditions_{split}" / "conditions.json").read_text())["conditions"]
+        assert [row["condition"] for row in table] == ["clean", "white10", "band8k"]
+        assert all(row["utterances"] == n for row in table)
+        clean = json.loads((exp / f"conditions_{split}" / "clean" / "summary.json").read_text())
+        assert clean["wer"] == json.loads((exp / f"decode_{split}_beam_lm" / "summary.json").read_text())["wer"]
+    assert "== test under recording conditions" in first.stdout
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert second.returncode == 0
-    assert second.stdout.count("already done, skipping") == 6
+    assert second.stdout.count("already done, skipping") == 8
     assert (tmp_path / "an4" / "stage_times.txt").read_text() == times  # nothing ran again
 
 
@@ -110,4 +118,4 @@ def test_an4_recipe_ensemble_stages(recipe_run):
         assert summary["n_sentences"] == n
     assert f"== test, beam_lm ({work}/exp_ensemble/decode_test_beam_lm)" in run.stdout
     again = subprocess.run(cmd + ["--ensemble", "2"], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
-    assert again.returncode == 0 and again.stdout.count("already done, skipping") == 10
+    assert again.returncode == 0 and again.stdout.count("already done, skipping") == 12

@@ -2,13 +2,18 @@
 # AN4 recipe: prepare -> train -> evaluate (greedy) -> LM -> tune on dev -> evaluate (beam + LM).
 #
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage N] [--source PATH] [--work DIR] [--config YAML]
-#                           [--ensemble N]
+#                           [--ensemble N] [--conditions "white20 white10 ..."]
 #
 # --source: a local an4_sphere.tar.gz or extracted folder (default: $ASR_AN4_SOURCE, else
 # CMU's archive is downloaded). Everything is written under --work (default data/an4).
 # A finished stage is skipped when run again (delete WORK/.done.<N>.<name> to redo it; a
 # stage that runs again also redoes the stages after it); an interrupted training stage
 # resumes from its last epoch checkpoint.
+#
+# Stages 10-11 write dev and test copies under recording conditions (white noise at 20, 10 and
+# 5 dB SNR, a simulated room, the 8 kHz band of a phone line; WORK/conditions/) and decode them
+# with the beam + LM model beside clean (WORK/exp/conditions_{dev,test}/conditions.md);
+# --conditions picks others (asr degrade --help lists them, babble10 and gsm among them).
 #
 # --ensemble N (N >= 2): stages 6-9 also train the model with seeds 2..N (WORK/exp_seed<k>),
 # combine the N models into a sequence ensemble (WORK/exp_ensemble: each member's beam search
@@ -20,13 +25,15 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 stage=0
-stop_stage=9  # stages 6-9 run only with --ensemble
+stop_stage=11  # stages 6-9 run only with --ensemble
 source=${ASR_AN4_SOURCE:-}
 work=data/an4
 config=$here/conf/train.yaml
 ensemble=1
+conditions="white20 white10 white5 reverb band8k"
 . "$here/../lib.sh"
 take_option --ensemble ensemble "$@"
+take_option --conditions conditions ${recipe_args[@]+"${recipe_args[@]}"}
 parse_recipe_args ${recipe_args[@]+"${recipe_args[@]}"}
 case $ensemble in
   ''|*[!0-9]*) echo "an4/run.sh: --ensemble needs a number of models" >&2; exit 2 ;;
@@ -37,7 +44,9 @@ standard_stages an4
 if [ "$ensemble" -ge 2 ]; then
   ensemble_stages "$ensemble" 6
 fi
+condition_stages 10 "dev test" "$work/exp/model_lm.pt"
 
 show_results test "greedy beam_lm"
 show_results test beam_lm "$work/exp_ensemble"
+show_conditions "dev test"
 show_model
