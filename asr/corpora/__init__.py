@@ -22,6 +22,7 @@ CORPORA = {
     "librispeech": "asr.corpora.librispeech",
     "ljspeech": "asr.corpora.ljspeech",
     "mini_librispeech": "asr.corpora.mini_librispeech",
+    "tts": "asr.corpora.tts",
 }
 
 
