@@ -191,23 +191,16 @@ class SpeechDataset(torch.utils.data.Dataset):
 
 
 def collate(examples: Sequence[Example]) -> Batch | WaveBatch:
+    targets = pad_sequence([e.target for e in examples], batch_first=True)
+    target_lens = torch.tensor([len(e.target) for e in examples], dtype=torch.long)
+    ids = [e.id for e in examples]
+    padded = pad_sequence([e.feats for e in examples], batch_first=True)
+    lens = torch.tensor([e.feats.shape[0] for e in examples], dtype=torch.long)
     if examples and examples[0].feats.dim() == 1:  # waveforms (SpeechDataset waves_only)
         means = [e.mean for e in examples]
-        return WaveBatch(
-            waves=pad_sequence([e.feats for e in examples], batch_first=True),
-            wave_lens=torch.tensor([e.feats.shape[0] for e in examples], dtype=torch.long),
-            targets=pad_sequence([e.target for e in examples], batch_first=True),
-            target_lens=torch.tensor([len(e.target) for e in examples], dtype=torch.long),
-            ids=[e.id for e in examples],
-            means=torch.stack(means) if all(m is not None for m in means) else None,
-        )
-    return Batch(
-        feats=pad_sequence([e.feats for e in examples], batch_first=True),
-        feat_lens=torch.tensor([e.feats.shape[0] for e in examples], dtype=torch.long),
-        targets=pad_sequence([e.target for e in examples], batch_first=True),
-        target_lens=torch.tensor([len(e.target) for e in examples], dtype=torch.long),
-        ids=[e.id for e in examples],
-    )
+        return WaveBatch(padded, lens, targets, target_lens, ids,
+                         means=torch.stack(means) if all(m is not None for m in means) else None)
+    return Batch(padded, lens, targets, target_lens, ids)
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):

@@ -33,10 +33,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from asr.checkpoint import build_model, save_bundle  # noqa: E402
-from asr.config import load_config  # noqa: E402
-from asr.features import FeatureStats  # noqa: E402
-from asr.tokenizer import CharTokenizer  # noqa: E402
+from tests.conftest import lock_held_elsewhere, save_tiny_model  # noqa: E402
 from tests.test_archive import add_dir, add_file, add_link, cve_2025_4517_archive  # noqa: E402
 
 
@@ -77,17 +74,9 @@ class Probe:
         self.outside.mkdir(parents=True)
         (self.outside / "victim.txt").write_text("original")
         self.results: list[Outcome] = []
-        self.model = self._tiny_model(work / "model.pt")
+        self.model = save_tiny_model(work / "model.pt")
         self.tone = work / "tone.wav"
         sf.write(str(self.tone), 0.3 * np.sin(np.arange(16000) / 5.0), 16000)
-
-    def _tiny_model(self, path: Path) -> Path:
-        cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4"])
-        tok = CharTokenizer.build(["ABC"])
-        torch.manual_seed(0)
-        save_bundle(path, cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
-                    model=build_model(cfg, len(tok)), info={})
-        return path
 
     def case(self, cls: str, name: str, args: list[str], must_fail: bool = True, keep: dict | None = None,
              allowed: tuple[str, ...] = ()) -> Outcome:
@@ -361,17 +350,9 @@ class Probe:
                 out.problems.append("did not finish")
             out.stderr = next((line for line in log.splitlines() if expect in line), "")
         exp = fresh("concurrent")
-        holder = subprocess.Popen([sys.executable, "-c", "import time; from asr.lock import folder_lock\n"
-                                   f"with folder_lock({str(exp)!r}, {str(exp / '.lock')!r}, 'x'):\n"
-                                   "    print('held', flush=True); time.sleep(120)"],
-                                  stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-        holder.stdout.readline()
-        try:
+        with lock_held_elsewhere("experiment", exp):
             self.case(cls, "a second run into a folder being trained", base + ["--exp", str(exp), "--resume"],
                       keep={str(exp / "model.pt"): None, str(exp / "checkpoints" / "epoch-2.pt"): None})
-        finally:
-            holder.kill()
-            holder.wait()
 
     def reports(self) -> None:
         cls = "report folders written twice (`asr evaluate --out`)"
@@ -380,17 +361,10 @@ class Probe:
         out = self.work / "reports" / "r"
         r = run_asr(["evaluate", "--model", str(self.model), "--manifest", str(man), "--out", str(out)], cwd=self.work)
         assert r.returncode == 0, r.stderr
-        holder = subprocess.Popen([sys.executable, "-c", "import time; from asr.report import report_lock\n"
-                                   f"with report_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(120)"],
-                                  stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-        holder.stdout.readline()
         keep = {str(p): None for p in out.iterdir()}
-        try:
+        with lock_held_elsewhere("report", out):
             self.case(cls, "a second evaluate while the first writes",
                       ["evaluate", "--model", str(self.model), "--manifest", str(man), "--out", str(out)], keep=keep)
-        finally:
-            holder.kill()
-            holder.wait()
         mine = self.work / "reports" / "mine"
         mine.mkdir()
         (mine / "notes.txt").write_text("my notes")

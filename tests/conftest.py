@@ -1,3 +1,4 @@
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -48,3 +49,39 @@ def log_probs_from_path(path, n_tokens=5, p=0.9):
     for t, tok in enumerate(path):
         lp[t, tok] = math.log(p)
     return lp
+
+
+def save_tiny_model(path, overrides=(), seed=0, text="ABC"):
+    """A small random-weight model bundle (1 x 16 LSTM) for tests of everything but accuracy."""
+    from asr.checkpoint import build_model, save_bundle
+    from asr.config import load_config
+    from asr.features import FeatureStats
+    from asr.tokenizer import CharTokenizer
+
+    cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4", *overrides])
+    tok = CharTokenizer.build([text])
+    torch.manual_seed(seed)
+    save_bundle(path, cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
+                model=build_model(cfg, len(tok)), info={})
+    return path
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(kind: str, folder):
+    """Another process holding the lock of a report folder (kind "report") or of an
+    experiment folder ("experiment") for the block; yields its pid."""
+    import subprocess
+    import sys
+
+    folder = str(folder)
+    lock = (f"from asr.report import report_lock as lock\nheld = lock({folder!r})" if kind == "report" else
+            f"from asr.lock import folder_lock\nheld = folder_lock({folder!r}, {folder + '/.lock'!r}, 'x')")
+    code = f"import time\n{lock}\nwith held:\n    print('held', flush=True); time.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

@@ -8,25 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from asr.checkpoint import build_model, save_bundle
 from asr.cli import main
-from asr.config import load_config
-from asr.features import FeatureStats
-from asr.tokenizer import CharTokenizer
-from tests.conftest import write_tone
+from tests.conftest import lock_held_elsewhere, save_tiny_model, write_tone
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4"])
-    tok = CharTokenizer.build(["ABC"])
-    torch.manual_seed(0)
-    save_bundle(path, cfg=cfg, tokenizer=tok, stats=FeatureStats(torch.zeros(80), torch.ones(80)),
-                model=build_model(cfg, len(tok)), info={})
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "model.pt")
 
 
 def run_cli(*args, env=None):
@@ -192,18 +181,10 @@ def test_evaluate_into_a_folder_another_run_writes_stops_before_decoding(tiny_mo
     (tmp_path / "m.jsonl").write_text(json.dumps(
         {"id": "a", "audio": "a.wav", "duration": 0.5, "text": "A", "speaker": "s"}) + "\n")
     out = tmp_path / "out"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from asr.report import report_lock\n"
-         f"with report_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere("report", out) as pid:
         r = run_cli("evaluate", "--model", str(tiny_model), "--manifest", str(tmp_path / "m.jsonl"), "--out", str(out))
-        assert_one_line_error(r, f"{out}: another asr process (pid {holder.pid}) is writing this report folder")
+        assert_one_line_error(r, f"{out}: another asr process (pid {pid}) is writing this report folder")
         assert "decoding took" not in r.stdout and not out.exists()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_batch_job_over_a_folder_with_bad_files_and_resume(tiny_model, tmp_path):

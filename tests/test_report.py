@@ -141,22 +141,13 @@ def write_small(out, hyp="A"):
 
 
 def test_a_second_writer_of_a_report_folder_stops_with_a_clear_error(tmp_path):
-    import subprocess
-    import sys
+    from tests.conftest import lock_held_elsewhere
 
     out = tmp_path / "r"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from asr.report import report_lock\n"
-         f"with report_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(Exception, match=rf"r: another asr process \(pid {holder.pid}\) is writing this report"):
+    with lock_held_elsewhere("report", out) as pid:
+        with pytest.raises(Exception, match=rf"r: another asr process \(pid {pid}\) is writing this report"):
             write_small(out)
         assert not out.exists()
-    finally:
-        holder.kill()
-        holder.wait()
     write_small(out)
     assert json.loads((out / "summary.json").read_text())["title"] == "hyp A"
 

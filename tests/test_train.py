@@ -184,22 +184,13 @@ def test_resume_falls_back_over_a_damaged_latest_checkpoint(an4_prepared, tmp_pa
 
 
 def test_a_second_run_into_a_locked_experiment_stops(an4_prepared, tmp_path):
-    import subprocess
-    import sys
+    from tests.conftest import lock_held_elsewhere
 
     exp = tmp_path / "exp"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from asr.lock import folder_lock\n"
-         f"with folder_lock({str(exp)!r}, {str(exp / '.lock')!r}, 'x'):\n"
-         "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
-        with pytest.raises(AsrError, match=rf"another asr process \(pid {holder.pid}\) is writing this experiment"):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    with lock_held_elsewhere("experiment", exp) as pid:
+        with pytest.raises(AsrError, match=rf"another asr process \(pid {pid}\) is writing this experiment"):
             train(load_config(None, TINY + ["train.epochs=1"]), utts, utts[:2], exp, **QUIET)
         assert not (exp / "config.yaml").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     train(load_config(None, TINY + ["train.epochs=1"]), utts, utts[:2], exp, **QUIET)  # the lock died with it
     assert (exp / "model.pt").is_file()
