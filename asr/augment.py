@@ -112,7 +112,14 @@ def simulate_rir(sample_rate: int, rt60: float, rng: np.random.Generator, max_or
     import pyroomacoustics as pra
 
     dims = np.array([rng.uniform(3, 10), rng.uniform(3, 8), rng.uniform(2.5, 4)])
-    absorption, order = pra.inverse_sabine(rt60, dims)
+    for _ in range(20):  # a big room cannot be as dry as a short rt60 asks: shrink it until it can
+        try:
+            absorption, order = pra.inverse_sabine(rt60, dims)
+            break
+        except ValueError:
+            dims = np.maximum(dims * 0.8, 1.5)
+    else:
+        raise AsrError(f"no room can have an RT60 of {rt60} s")
     room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption), max_order=min(order, max_order))
     margin = 0.5
     source = [rng.uniform(margin, d - margin) for d in dims]

@@ -110,6 +110,16 @@ def finished(output: Path) -> set[str]:
     return {key for key, ok in status.items() if ok}
 
 
+def end_with_a_newline(path: Path) -> None:
+    """Cut a last line that a crash left half-written, so that new lines start clean."""
+    if not path.is_file() or not path.stat().st_size:
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def run(recognizer, items: Sequence[Item], output: Path, resume: bool = False, timestamps: bool = False,
         progress: bool = True, summary: BatchSummary | None = None) -> BatchSummary:
     """Transcribe `items`, appending one JSON line per file to `output`."""
@@ -118,6 +128,8 @@ def run(recognizer, items: Sequence[Item], output: Path, resume: bool = False, t
     if not resume and output.exists() and output.stat().st_size:
         raise AsrError(f"{output}: exists; pass --resume to continue that job, or choose another output")
     done = finished(output) if resume else set()
+    if resume:
+        end_with_a_newline(output)
     todo = [it for it in items if it.key not in done]
     summary.skipped_done = len(items) - len(todo)
     with open(output, "a", encoding="utf-8") as out, tqdm(total=len(todo), unit="file", disable=not progress or None,

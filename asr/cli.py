@@ -350,8 +350,11 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
         backend = "kenlm" if find_kenlm() is not None else "python"
     if backend == "python" and (args.prune or args.binary):
         raise AsrError("--prune and --binary need the kenlm backend (asr lm install-kenlm)")
-    prune = [int(x) for x in parse_floats(args.prune, "--prune")] if args.prune else None
-    if prune and (prune[0] != 0 or len(prune) > args.order or any(x < 0 or x != int(x) for x in prune)):
+    try:
+        prune = [int(x) for x in args.prune.split(",")] if args.prune else None
+    except ValueError:
+        raise AsrError(f"--prune {args.prune}: expected whole numbers separated by commas, e.g. 0,1,1") from None
+    if prune and (prune[0] != 0 or len(prune) > args.order or any(x < 0 for x in prune)):
         raise AsrError(f"--prune {args.prune}: whole thresholds >= 0, the first 0 (unigrams are kept), at most "
                        f"one per order")
     manifest_texts = [normalize_text(u.text) for m in args.manifest for u in read_manifest(m)]

@@ -27,7 +27,7 @@ from asr.augment import coloured_noise, fit_length, mix_at_snr, power, reverbera
 from asr.config import FeatureConfig
 from asr.data import load_utterance
 from asr.errors import AsrError, first_line
-from asr.manifest import Utterance, write_manifest
+from asr.manifest import Utterance, file_stem, write_manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +108,7 @@ def write_condition_set(
         peak = float(np.abs(degraded).max())
         if peak > 0.999:
             degraded = degraded * (0.999 / peak)
-        path = audio_dir / f"{utt.id}.flac"
+        path = audio_dir / f"{file_stem(utt.id)}.flac"
         try:
             with atomic_path(path) as tmp:
                 sf.write(str(tmp), degraded, sample_rate, format="FLAC", subtype="PCM_24")

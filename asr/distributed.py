@@ -59,13 +59,20 @@ class DistContext:
     def sum(self, value: float) -> float:
         if not self.active:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64, device=_collective_device())
         dist.all_reduce(t)
         return float(t[0])
 
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
+
+
+def _collective_device() -> torch.device:
+    """Where tensors for collectives live: NCCL only takes CUDA tensors (of this rank's device)."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def from_environment() -> DistContext:

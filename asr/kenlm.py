@@ -124,12 +124,17 @@ def lmplz(sentences: Iterable[str], order: int, out: Path, prune: list[int] | No
             try:
                 for sentence in sentences:
                     proc.stdin.write((sentence + "\n").encode("utf-8"))
-                proc.stdin.close()
             except BrokenPipeError:
-                pass
+                pass  # lmplz stopped reading: its exit status and stderr say why
             except BaseException:
                 proc.kill()
+                proc.wait()
                 raise
+            finally:
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
             code = proc.wait()
         if code:
             lines = [ln for ln in err_path.read_text(errors="replace").splitlines() if ln.strip()]

@@ -122,3 +122,14 @@ def write_manifest(utts: Iterable[Utterance], path: str | Path) -> int:
         lines.append(json.dumps(rec, ensure_ascii=False))
     write_text_atomic(path, "".join(line + "\n" for line in lines))
     return len(lines)
+
+
+def file_stem(uid: str) -> str:
+    """A file name for an utterance id: the id where it is a safe name, else its safe
+    characters and a short hash of it (never a path, never hidden)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", uid).lstrip(".") or "_"
+    if safe == uid:
+        return uid
+    import hashlib
+
+    return f"{safe[:80]}-{hashlib.sha1(uid.encode()).hexdigest()[:8]}"

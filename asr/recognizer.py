@@ -24,7 +24,7 @@ import soundfile as sf
 import torch
 
 from asr.align import WordSpan, align_words
-from asr.audio import check_audio_path, load_audio
+from asr.audio import MAX_RATE, MIN_RATE, check_audio_path, load_audio
 from asr.checkpoint import Bundle, load_bundle
 from asr.config import apply_overrides
 from asr.data import features_of
@@ -78,6 +78,9 @@ class Recognizer:
         self.model = bundle.model.to(self.device).eval()
         self.lm, self.lexicon, self.lexicon_free = lm, lexicon, lexicon_free
         self.decoder = bundle_decoder(bundle, lm, lexicon, lexicon_free)
+        if max_seconds < 1.0 or not 0 < min_pause < max_seconds or vad not in ("auto", "webrtc", "energy"):
+            raise AsrError(f"max_seconds {max_seconds}, min_pause {min_pause}, vad {vad!r}: need max_seconds >= 1, "
+                           "0 < min_pause < max_seconds and vad auto, webrtc or energy")
         self.max_seconds, self.min_pause, self.vad = max_seconds, min_pause, vad
 
     @property
@@ -111,12 +114,18 @@ class Recognizer:
         for i in range(0, len(wave), block):
             yield wave[i:i + block]
 
-    def read(self, audio, sample_rate: int | None = None) -> np.ndarray:
-        """The whole of `audio` as a float32 mono waveform at the model's rate."""
+    def read(self, audio, sample_rate: int | None = None, max_seconds: float | None = None) -> np.ndarray:
+        """The whole of `audio` as a float32 mono waveform at the model's rate; with
+        `max_seconds`, a file or bytes longer than that raise AudioTooLong before decoding."""
         if isinstance(audio, (str, Path)):
+            if max_seconds is not None:
+                check_audio_path(Path(audio))
+                info = sf.info(str(audio))
+                if info.frames / info.samplerate > max_seconds:
+                    raise AudioTooLong(info.frames / info.samplerate, max_seconds)
             return load_audio(audio, self.sample_rate).numpy()
         if isinstance(audio, (bytes, bytearray, memoryview)):
-            return self._decode_bytes(bytes(audio))
+            return self._decode_bytes(bytes(audio), max_seconds)
         if isinstance(audio, torch.Tensor):
             audio = audio.detach().cpu().numpy()
         if not isinstance(audio, np.ndarray):
@@ -135,10 +144,15 @@ class Recognizer:
             wave = AF.resample(torch.from_numpy(wave), rate, self.sample_rate).numpy()
         return wave
 
-    def _decode_bytes(self, data: bytes) -> np.ndarray:
+    def _decode_bytes(self, data: bytes, max_seconds: float | None = None) -> np.ndarray:
+        """The audio in `data`, refused before decoding when its header gives an implausible
+        rate or more than max_seconds (a small compressed file can hold hours of silence)."""
+        rate, frames = bytes_info(data)
+        if max_seconds is not None and frames / rate > max_seconds:
+            raise AudioTooLong(frames / rate, max_seconds)
         try:
             wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, MemoryError) as e:
             raise AudioError(f"<bytes>: cannot read audio ({first_line(e)})") from None
         if not len(wave):
             raise AudioError("<bytes>: audio has no samples")
@@ -212,6 +226,9 @@ class Recognizer:
             return info.frames / info.samplerate > self.max_seconds
         if isinstance(audio, (np.ndarray, torch.Tensor)):
             return audio.shape[0] / (sample_rate or self.sample_rate) > self.max_seconds
+        if isinstance(audio, (bytes, bytearray, memoryview)):
+            rate, frames = bytes_info(bytes(audio))
+            return frames / rate > self.max_seconds
         return False
 
     def _decode_segments(self, segments: Sequence[AudioSegment], timestamps: bool, source: str | None,
@@ -275,6 +292,24 @@ class Recognizer:
 
         dataset = SpeechDataset(utts, self.bundle.tokenizer, self.bundle.config.features, self.bundle.stats)
         return compute_emissions(self.model, dataset, self.device)
+
+
+class AudioTooLong(AudioError):
+    def __init__(self, seconds: float, limit: float):
+        super().__init__(f"audio of {seconds:.1f} s is longer than the limit of {limit:g} s")
+        self.seconds, self.limit = seconds, limit
+
+
+def bytes_info(data: bytes) -> tuple[int, int]:
+    """(sample rate, frames) from an audio file's header in memory; AudioError if it has none
+    or its rate is implausible."""
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        raise AudioError(f"<bytes>: cannot read audio ({first_line(e)})") from None
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioError(f"<bytes>: implausible sample rate {info.samplerate} Hz (a corrupt header?)")
+    return info.samplerate, info.frames
 
 
 def _batches(items: list, max_frames: int) -> Iterator[list]:

@@ -3,16 +3,17 @@ offline decoding.
 
 `Recognizer.stream()` gives a Stream: `feed(samples) -> partial text`, `finish() -> Transcript`.
 
-- A unidirectional model (`model.bidirectional: false`) runs chunk by chunk: log-mel frames
-  are computed as soon as their window is complete (the same frames `log_mel` gives for the
-  whole recording: reflect padding at the start, and at the end on finish()), the conv
-  subsampling runs over the frames whose receptive field is complete, and each recurrent
-  layer carries its state. Its emissions equal the offline ones, so the final text (greedy
-  or beam search over all of them) equals offline decoding; the partial text is the greedy
-  text of the frames so far.
+- The final text is the offline one (Recognizer.transcribe): up to max_seconds of audio in one
+  pass, longer audio segment by segment at pauses (asr.segmenter), each segment decoded as
+  soon as it ends, so memory stays bounded however long the stream.
+- A unidirectional model (`model.bidirectional: false`) also gives live partial text: log-mel
+  frames are computed as soon as their window is complete (the same frames `log_mel` gives
+  for the whole recording: reflect padding at the start, and at the end on finish()), the
+  conv subsampling runs over the frames whose receptive field is complete, and each
+  recurrent layer carries its state, so its emissions equal the offline ones (tested); the
+  partial text is the greedy text of the audio not yet final.
 - A bidirectional model needs the whole of a stretch of speech before it can say anything:
-  it streams segment by segment (asr.segmenter: a segment ends at a pause), exactly as the
-  offline path decodes long audio; the partial text is that of the finished segments.
+  its partial text is that of the finished segments.
 """
 
 from __future__ import annotations
@@ -118,73 +119,95 @@ class StreamingModel:
         return self.model.output(x).float().log_softmax(dim=-1)[0].cpu()
 
 
+class LivePartial:
+    """The greedy text of a unidirectional model as the audio arrives: log-mel, subsampling
+    and recurrent state carried chunk by chunk (StreamingLogMel, StreamingModel). Tokens are
+    kept with their output frame, and dropped once the audio before them is final."""
+
+    def __init__(self, recognizer):
+        cfg = recognizer.bundle.config
+        if cfg.features.mean_norm != "global":
+            raise ValueError(f"features.mean_norm {cfg.features.mean_norm!r} needs the whole utterance; "
+                             "a streaming model needs 'global'")
+        self.features = StreamingLogMel(cfg.features)
+        self.model = StreamingModel(recognizer.model)
+        self.stats, self.tokenizer = recognizer.bundle.stats, recognizer.bundle.tokenizer
+        self.samples_per_frame = hop_length(cfg.features) * cfg.model.subsampling_factor
+        self.tokens: list[tuple[int, int]] = []  # (output frame, token) of the greedy path, repeats merged
+        self.previous, self.frame = None, 0
+
+    def push(self, samples: np.ndarray) -> None:
+        feats = self.features.push(samples)
+        if not feats.shape[0]:
+            return
+        log_probs = self.model.push(self.stats.normalize(feats))
+        for token in log_probs.argmax(-1).tolist():
+            if token != self.previous and token != self.tokenizer.blank_id:
+                self.tokens.append((self.frame, token))
+            self.previous = token
+            self.frame += 1
+
+    def text_since(self, sample: int) -> str:
+        """The greedy text of the audio from stream position `sample` on (what is before it is
+        forgotten)."""
+        first = sample // self.samples_per_frame
+        self.tokens = [(f, t) for f, t in self.tokens if f >= first]
+        return self.tokenizer.decode([t for _, t in self.tokens])
+
+
 class Stream:
     """feed(samples) -> partial text; finish() -> the final Transcript. Samples are float
-    mono at the recognizer's sample rate (see Recognizer.stream)."""
+    mono at the recognizer's sample rate (see Recognizer.stream).
+
+    The final text is what Recognizer.transcribe gives for the same audio: audio up to
+    max_seconds in one pass, longer audio segment by segment at pauses (asr.segmenter),
+    each segment decoded as soon as it ends, so memory stays bounded. The partial text is
+    the final text of the finished segments, followed, for a unidirectional model, by the
+    live greedy text of the audio since (LivePartial); a bidirectional model has nothing to
+    say about a segment before it ends.
+    """
 
     def __init__(self, recognizer, timestamps: bool = False):
         self.rec = recognizer
         self.timestamps = timestamps
         self.n_samples = 0
-        cfg = recognizer.bundle.config
-        self.unidirectional = isinstance(recognizer.model, AcousticModel) and not recognizer.model.cfg.bidirectional
-        if self.unidirectional:
-            if cfg.features.mean_norm != "global":
-                raise ValueError(f"features.mean_norm {cfg.features.mean_norm!r} needs the whole utterance; "
-                                 "a streaming model needs 'global'")
-            self.features = StreamingLogMel(cfg.features)
-            self.model = StreamingModel(recognizer.model)
-            self.log_probs: list[torch.Tensor] = []
-            self.best_ids: list[int] = []  # greedy path so far, for the partial text
-            self.partial = ""
-        else:
-            self.segmenter = Segmenter(recognizer.sample_rate, recognizer.max_seconds, recognizer.min_pause,
-                                       vad=recognizer.vad)
-            self.head: list[np.ndarray] | None = []  # the audio while it is short enough for one pass
-            self.segments: list = []
+        self.segmenter = Segmenter(recognizer.sample_rate, recognizer.max_seconds, recognizer.min_pause,
+                                   vad=recognizer.vad)
+        self.head: list[np.ndarray] | None = []  # the audio while it is short enough for one pass
+        self.segments: list = []  # (Segment, score) of the finished segments
+        self.final_until = 0  # stream position up to which the text is final
+        unidirectional = isinstance(recognizer.model, AcousticModel) and not recognizer.model.cfg.bidirectional
+        self.live = LivePartial(recognizer) if unidirectional else None
 
     def feed(self, samples) -> str:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.n_samples += len(samples)
-        if self.unidirectional:
-            self._emit(self.features.push(samples))
-            return self.partial
+        if self.live is not None:
+            self.live.push(samples)
         if self.head is not None:
             self.head.append(samples)
             if self.n_samples <= self.rec.max_seconds * self.rec.sample_rate:
-                return ""
+                return self._partial()
             samples, self.head = np.concatenate(self.head), None
-        self.segments += self.rec._decode_segments(self.segmenter.feed(samples), self.timestamps, None)
-        return " ".join(s.text for s, _ in self.segments if s.text)
+        for segment in self.segmenter.feed(samples):
+            self.segments += self.rec._decode_segments([segment], self.timestamps, None)
+            self.final_until = segment.start + len(segment.samples)
+        return self._partial()
+
+    def _partial(self) -> str:
+        final = " ".join(s.text for s, _ in self.segments if s.text)
+        live = self.live.text_since(self.final_until) if self.live is not None else ""
+        return f"{final} {live}".strip()
 
     def finish(self):
-        from asr.recognizer import Segment, _join
+        from asr.recognizer import _join
 
-        if self.unidirectional:
-            self._emit(self.features.finish())
-            lp = torch.cat(self.log_probs) if self.log_probs else torch.zeros(0, self.model.model.output.out_features)
-            if lp.shape[0] == 0:
-                return _join([], self.n_samples / self.rec.sample_rate, None)
-            lp = lp.unsqueeze(0)
-            hyp = self.rec.decoder(lp, torch.tensor([lp.shape[1]]))[0]
-            words = self.rec.align(lp, hyp.text, 0.0) if self.timestamps and hyp.text else []
-            seconds = self.n_samples / self.rec.sample_rate
-            return _join([(Segment(0.0, round(seconds, 3), hyp.text, words), hyp.score)], seconds, None)
         if self.head is not None:  # short: one pass, as offline
             wave = np.concatenate(self.head) if self.head else np.zeros(0, np.float32)
             segments = self.rec._decode_segments([AudioSegment(0, wave)], self.timestamps, None, keep_empty=True)
         else:
             segments = self.segments + self.rec._decode_segments(self.segmenter.finish(), self.timestamps, None)
         return _join(segments, self.n_samples / self.rec.sample_rate, None)
-
-    def _emit(self, feats: torch.Tensor) -> None:
-        if not feats.shape[0]:
-            return
-        lp = self.model.push(self.rec.bundle.stats.normalize(feats))
-        if lp.shape[0]:
-            self.log_probs.append(lp)
-            self.best_ids += lp.argmax(-1).tolist()  # the greedy path, extended frame by frame
-            self.partial = _greedy_text(self.best_ids, self.rec.bundle.tokenizer)
 
 
 def _greedy_text(ids: list[int], tokenizer) -> str:

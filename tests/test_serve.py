@@ -97,12 +97,22 @@ def test_bad_requests_get_json_errors_and_the_server_goes_on(server):
         (dict(files={"file": ("big.wav", os.urandom(600_000), "audio/wav")}), 413, "over the limit"),
         (dict(content=wav_bytes(9.0, rate=8000)), 413, "longer than the limit of 8 s"),
         (dict(content=wav_bytes(0.005)), 400, "too short"),
+        (dict(content=wav_bytes(), params={"timestamps": "maybe"}), 400, "timestamps"),
+        (dict(content=flac_silence(600.0)), 413, "audio of 600.0 s is longer than the limit of 8 s"),
+        (dict(content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}), 400, ""),
     ]
     for kwargs, status, message in cases:
         r = httpx.post(f"{server}/transcribe", timeout=30, **kwargs)
         assert r.status_code == status, (message, r.text)
-        assert message in r.json()["error"]
+        assert message in r.json()["error"]  # every error is {"error": ...}
     assert httpx.post(f"{server}/transcribe", content=wav_bytes(), timeout=30).status_code == 200
+
+
+def flac_silence(seconds: float) -> bytes:
+    """Minutes of silence in a few kilobytes: a decompression bomb for a server that decodes first."""
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(int(seconds * 16000), dtype=np.int16), 16000, format="FLAC")
+    return buf.getvalue()
 
 
 def test_concurrent_requests_are_all_answered(server):

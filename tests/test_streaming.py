@@ -126,3 +126,17 @@ def test_cli_streams_pcm_from_stdin_even_cut_mid_sample(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "asr.cli", "transcribe", "--model", str(bundle_path), "--stream", "x"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "--stream x: expected - (stdin) or mic" in bad.stderr
+
+
+def test_a_long_unidirectional_stream_gives_the_offline_segments_and_live_partials(tmp_path):
+    bundle = uni_bundle(tmp_path)
+    rec = Recognizer(bundle, "cpu", max_seconds=6.0)
+    audio, _ = bursts([("s", 2.0), ("p", 0.8), ("s", 2.5), ("p", 1.0)] * 4, seed=7)
+    stream = rec.stream()
+    partials = [stream.feed(c) for c in chunks(audio, [1600])]
+    final = stream.finish()
+    offline = rec.transcribe(audio)
+    assert final.text == offline.text and len(final.segments) == len(offline.segments) > 2
+    assert [(s.start, s.end) for s in final.segments] == [(s.start, s.end) for s in offline.segments]
+    assert any(p for p in partials[:20])  # text before the first segment has ended: the live part
+    assert len(stream.live.tokens) < 200  # tokens of finished segments are forgotten

@@ -30,7 +30,7 @@ import soundfile as sf
 from asr.audio import load_audio
 from asr.corpora.common import PrepareReport
 from asr.errors import AsrError
-from asr.manifest import read_manifest, write_manifest
+from asr.manifest import file_stem, read_manifest, write_manifest
 
 ENV_VAR = "ASR_TTS_MANIFEST"
 DESCRIPTION = "synthetic voices (flite, espeak-ng, festival) reading a manifest's transcripts"
@@ -41,9 +41,9 @@ VOICES = {
     "flite_rms": ["flite", "-voice", "rms", "-t", "{text}", "-o", "{out}"],
     "flite_awb": ["flite", "-voice", "awb", "-t", "{text}", "-o", "{out}"],
     "flite_kal16": ["flite", "-voice", "kal16", "-t", "{text}", "-o", "{out}"],
-    "espeak_us_f3": ["espeak-ng", "-v", "en-us+f3", "-s", "150", "-w", "{out}", "{text}"],
-    "espeak_us_m3": ["espeak-ng", "-v", "en-us+m3", "-s", "160", "-w", "{out}", "{text}"],
-    "espeak_gb_f2": ["espeak-ng", "-v", "en-gb+f2", "-s", "150", "-w", "{out}", "{text}"],
+    "espeak_us_f3": ["espeak-ng", "-v", "en-us+f3", "-s", "150", "-w", "{out}", "--", "{text}"],
+    "espeak_us_m3": ["espeak-ng", "-v", "en-us+m3", "-s", "160", "-w", "{out}", "--", "{text}"],
+    "espeak_gb_f2": ["espeak-ng", "-v", "en-gb+f2", "-s", "150", "-w", "{out}", "--", "{text}"],
     "festival_kal": ["text2wave", "-o", "{out}"],
 }
 
@@ -76,13 +76,14 @@ def prepare_tts(manifest: str | Path, out_dir: str | Path, voices=tuple(VOICES))
                 continue
             for u in utts:
                 raw = Path(tmp) / f"{voice}.wav"
+                raw.unlink(missing_ok=True)  # never the previous line's audio
                 try:
                     synthesize(voice, u.text, raw)
                     wave = load_audio(raw, 16000).numpy()
                 except (RuntimeError, subprocess.TimeoutExpired, AsrError) as e:
                     report.skip(name, f"{u.id} ({voice}): {e}")
                     continue
-                audio = out_dir / "audio" / voice / f"{u.id}.flac"
+                audio = out_dir / "audio" / voice / f"{file_stem(u.id)}.flac"
                 audio.parent.mkdir(parents=True, exist_ok=True)
                 sf.write(str(audio), np.clip(wave, -1, 1), 16000, format="FLAC", subtype="PCM_16")
                 records.append(dataclasses.replace(u, id=f"{u.id}_{voice}", audio=str(audio.resolve()),
