@@ -11,8 +11,11 @@ function say(text, isError = false) {
   status.className = isError ? "error" : "";
 }
 
+let playing = null;  // the object URL the player holds, released when the next one comes
+
 async function transcribe(blob, name) {
-  player.src = URL.createObjectURL(blob);
+  if (playing) URL.revokeObjectURL(playing);
+  playing = player.src = URL.createObjectURL(blob);
   player.hidden = false;
   transcript.textContent = "";
   details.textContent = "";
@@ -70,7 +73,7 @@ $("file").addEventListener("change", (event) => {
 
 // Recording: MediaRecorder captures the microphone (as WebM/Opus in Chromium, which the
 // server's audio reader does not take), so the recording is decoded by the browser and sent
-// as a 16-bit mono WAV file.
+// as a 16-bit mono 16 kHz WAV file.
 $("record").addEventListener("click", async () => {
   let stream;
   try {
@@ -103,9 +106,17 @@ $("stop").addEventListener("click", () => {
   $("stop").disabled = true;
 });
 
-async function toWav(blob) {
+// The recording at 16 kHz mono (what the model takes; a third of a 48 kHz file's size).
+async function toWav(blob, rate = 16000) {
   const context = new AudioContext();
-  const audio = await context.decodeAudioData(await blob.arrayBuffer());
+  const decoded = await context.decodeAudioData(await blob.arrayBuffer());
+  await context.close();
+  const offline = new OfflineAudioContext(1, Math.max(1, Math.ceil(decoded.duration * rate)), rate);
+  const source = offline.createBufferSource();
+  source.buffer = decoded;
+  source.connect(offline.destination);
+  source.start();
+  const audio = await offline.startRendering();
   const samples = audio.getChannelData(0);
   const buffer = new ArrayBuffer(44 + samples.length * 2);
   const view = new DataView(buffer);
@@ -116,6 +127,5 @@ async function toWav(blob) {
   view.setUint16(32, 2, true); view.setUint16(34, 16, true);
   text(36, "data"); view.setUint32(40, samples.length * 2, true);
   samples.forEach((s, i) => view.setInt16(44 + i * 2, Math.max(-1, Math.min(1, s)) * 0x7fff, true));
-  await context.close();
   return new Blob([buffer], { type: "audio/wav" });
 }
