@@ -243,3 +243,67 @@ class WaveAugmenter:
 
     def _read(self, path: Path) -> np.ndarray:
         return load_audio(path, self.sample_rate).numpy()
+
+
+def concatenated_utterances(utts: Sequence, fraction: float, counts: tuple[float, float], folder: Path,
+                            seed: int, sample_rate: int, load: Callable, max_seconds: float = 20.0) -> list:
+    """fraction x len(utts) extra training utterances, each 2-3 (`counts`) utterances of one
+    speaker said one after another with a pause of 0.2-0.8 s between them, filled with that
+    speaker's own background (the quietest 100 ms of the utterance before, repeated), as a
+    long recording has them. Written once into `folder` (16-bit FLAC; kept, and reused when
+    the same request comes again) and returned as Utterances."""
+    import dataclasses
+    import json
+
+    from asr.manifest import read_manifest, write_manifest
+
+    n = int(round(fraction * len(utts)))
+    manifest = folder / "concatenated.jsonl"
+    request = {"n": n, "counts": list(counts), "seed": seed, "ids": [u.id for u in utts][:50]}
+    if manifest.is_file() and (folder / "request.json").is_file() and \
+            json.loads((folder / "request.json").read_text()) == request:
+        return read_manifest(manifest)
+    by_speaker: dict[str, list] = {}
+    for u in utts:
+        by_speaker.setdefault(u.speaker or u.id, []).append(u)
+    speakers = sorted(s for s, us in by_speaker.items() if len(us) >= 2)
+    if not speakers or n == 0:
+        return []
+    rng = np.random.default_rng([seed, 0xC0CA7])
+    out = []
+    for i in range(n):
+        pool = by_speaker[speakers[int(rng.integers(len(speakers)))]]
+        k = min(int(rng.integers(int(counts[0]), int(counts[1]) + 1)), len(pool))
+        chosen = [pool[int(j)] for j in rng.choice(len(pool), size=k, replace=False)]
+        parts, texts, seconds = [], [], 0.0
+        for u in chosen:
+            wave = np.asarray(load(u), dtype=np.float32)
+            if parts:
+                pause = int(rng.uniform(0.2, 0.8) * sample_rate)
+                parts.append(fit_length(quietest(parts[-1], sample_rate // 10), pause, rng))
+            if seconds + len(wave) / sample_rate > max_seconds and parts:
+                parts.pop()
+                break
+            parts.append(wave)
+            texts.append(u.text)
+            seconds += len(wave) / sample_rate
+        if len(texts) < 2:
+            continue
+        joined = np.concatenate(parts)
+        path = folder / "audio" / f"concat{i:06d}.flac"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), np.clip(joined, -1, 1), sample_rate, format="FLAC", subtype="PCM_16")
+        out.append(dataclasses.replace(chosen[0], id=f"concat{i:06d}", audio=str(path.resolve()),
+                                       duration=round(len(joined) / sample_rate, 4), text=" ".join(texts), offset=None))
+    write_manifest(out, manifest)
+    (folder / "request.json").write_text(json.dumps(request))
+    return out
+
+
+def quietest(wave: np.ndarray, n: int) -> np.ndarray:
+    """The quietest n samples of `wave` (by mean square, in steps of n/2)."""
+    if len(wave) <= n:
+        return wave
+    starts = range(0, len(wave) - n + 1, max(1, n // 2))
+    best = min(starts, key=lambda s: float(np.mean(np.square(wave[s:s + n], dtype=np.float64))))
+    return wave[best:best + n]

@@ -55,6 +55,10 @@ class AugmentConfig:
     telephone_prob: float = 0.0  # 8 kHz band, then no codec, mu-law or GSM 06.10 (equal odds)
     gain_prob: float = 0.0
     gain_db: tuple[float, ...] = (-15.0, 10.0)
+    # Long recordings: this fraction more training utterances, each 2-3 (concat_utterances)
+    # utterances of one speaker joined with natural pauses (asr.augment.concatenated_utterances).
+    concat_fraction: float = 0.0
+    concat_utterances: tuple[float, ...] = (2.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,8 @@ def validate_augment(a: AugmentConfig, where: str) -> None:
         value = getattr(a, name)
         if len(value) != 2 or not low <= value[0] <= value[1] <= high:
             raise AsrError(f"{where}: augment.{name} must be [low, high] within [{low}, {high}], got {list(value)}")
+    if not 0 <= a.concat_fraction <= 10 or len(a.concat_utterances) != 2 or not 2 <= a.concat_utterances[0] <= a.concat_utterances[1]:
+        raise AsrError(f"{where}: augment.concat_fraction must be in [0, 10] and concat_utterances [low, high], low >= 2")
     if len(a.noise_weights) != 3 or min(a.noise_weights) < 0:
         raise AsrError(f"{where}: augment.noise_weights must be three odds >= 0 (coloured, babble, noise_dir)")
     if a.rir_bank < 1:

@@ -45,7 +45,7 @@ from asr.checkpoint import (
     save_epoch_checkpoint,
 )
 from asr.config import RunConfig, config_differences, from_dict, load_config, save_config, to_dict
-from asr.augment import WaveAugmenter
+from asr.augment import WaveAugmenter, concatenated_utterances
 from asr.data import (
     BucketBatchSampler,
     DeviceFrontend,
@@ -287,6 +287,8 @@ def restore_or_start(
             "(empty, too short for their text, or unknown characters)")
     if not train_set:
         raise AsrError("no usable training utterances")
+    if cfg.augment.concat_fraction > 0:
+        train_set = train_set + joined_utterances(cfg, train_set, tokenizer, exp_dir, ctx, log)
     augmenter = WaveAugmenter(cfg.augment, cfg.features.sample_rate, babble_pool=train_set,
                               load=functools.partial(load_utterance, feat_cfg=cfg.features), seed=tc.seed)
     train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means,
@@ -336,6 +338,22 @@ def restore_or_start(
                 f"{ctx.world} rank(s) x {tc.accum_steps} accumulation step(s) = "
                 f"{tc.max_batch_frames * ctx.world * tc.accum_steps} frames")
     return run
+
+
+def joined_utterances(cfg: RunConfig, train_set: list, tokenizer, exp_dir: Path, ctx: DistContext,
+                      log: Callable[[str], None]) -> list:
+    """augment.concat_fraction more training utterances of 2-3 joined ones (rank 0 writes them
+    into EXP/concatenated/, the other ranks get the list)."""
+    t0 = time.time()
+    joined = None
+    if ctx.is_main:
+        joined = concatenated_utterances(
+            train_set, cfg.augment.concat_fraction, cfg.augment.concat_utterances, exp_dir / "concatenated",
+            cfg.train.seed, cfg.features.sample_rate, functools.partial(load_utterance, feat_cfg=cfg.features))
+        joined = trainable(joined, tokenizer, cfg.features.hop_ms / 1000 * cfg.model.subsampling_factor)
+        log(f"{len(joined)} joined utterances ({sum(u.duration for u in joined) / 3600:.2f} h) added "
+            f"in {time.time() - t0:.1f}s")
+    return ctx.broadcast(joined)
 
 
 def distributed_backend() -> str:

@@ -1,8 +1,10 @@
 """Long recordings made of a manifest's utterances, for the long-audio test and benchmark.
 
-join_utterances writes the utterances of a manifest one after another (each with the
-silence it was recorded with, plus `gap` seconds of near-silence between them), repeated
-until the file is at least `minutes` long, and returns the reference text of the whole.
+join_utterances writes the utterances of a manifest one after another, each with the silence
+it was recorded with (its natural pauses), plus `gap` seconds of near-silence between them
+(default none), repeated until the file is at least `minutes` long; it returns the reference
+text of the whole and the utterances it holds, in order (for the per-utterance WER of the
+very same ones).
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from asr.audio import load_audio
 from asr.manifest import read_manifest
 
 
-def join_utterances(manifest: str | Path, out: str | Path, minutes: float = 5.0, gap: float = 0.4,
-                    sample_rate: int = 16000, seed: int = 0) -> tuple[str, float]:
+def join_utterances(manifest: str | Path, out: str | Path, minutes: float = 5.0, gap: float = 0.0,
+                    sample_rate: int = 16000, seed: int = 0) -> tuple[str, float, list]:
     """Write the joined recording to `out` (16-bit WAV, written block by block, so that an hour
-    takes no more memory than one utterance); returns (reference text, seconds)."""
+    takes no more memory than one utterance); returns (reference text, seconds, utterances)."""
     utts = read_manifest(manifest)
     rng = np.random.default_rng(seed)
-    texts, n = [], 0
+    texts, used, n = [], [], 0
     with sf.SoundFile(str(out), "w", samplerate=sample_rate, channels=1, subtype="PCM_16") as f:
         while n < minutes * 60 * sample_rate:
             for u in utts:
@@ -31,6 +33,7 @@ def join_utterances(manifest: str | Path, out: str | Path, minutes: float = 5.0,
                 f.write(np.concatenate([wave, pause]))
                 n += len(wave) + len(pause)
                 texts.append(u.text)
+                used.append(u)
                 if n >= minutes * 60 * sample_rate:
                     break
-    return " ".join(texts), n / sample_rate
+    return " ".join(texts), n / sample_rate, used

@@ -162,3 +162,33 @@ def test_training_examples_are_seeded_by_epoch_and_index(tmp_path):
     clean = SpeechDataset(utts, CharTokenizer.build(["A"]), load_config().features,
                           FeatureStats(torch.zeros(80), torch.ones(80)))
     assert not torch.equal(first, clean[1].feats)
+
+
+def test_joined_utterances_are_one_speakers_with_natural_pauses(tmp_path):
+    from asr.augment import concatenated_utterances
+
+    rng = np.random.default_rng(0)
+    utts = []
+    for k in range(6):
+        path = tmp_path / f"u{k}.wav"
+        quiet = 0.001 * rng.standard_normal(4000)  # the speaker's room, before and after
+        sf.write(str(path), np.concatenate([quiet, speech_like(1.0, seed=k), quiet]).astype(np.float32), RATE)
+        utts.append(Utterance(f"u{k}", str(path), 1.5, f"W{k}", "spk_a" if k < 3 else "spk_b"))
+    from asr.audio import load_audio
+
+    load = lambda u: load_audio(u.audio).numpy()  # noqa: E731
+    joined = concatenated_utterances(utts, 1.0, (2.0, 3.0), tmp_path / "c", seed=1, sample_rate=RATE, load=load)
+    assert len(joined) == 6
+    texts = {u.id: u.text for u in utts}
+    for j in joined:
+        words = j.text.split()
+        assert 2 <= len(words) <= 3 and len(set(words)) == len(words)
+        speakers = {next(u.speaker for u in utts if u.text == w) for w in words}
+        assert speakers == {j.speaker}  # one speaker's utterances
+        wave = load(j)
+        assert len(wave) / RATE == pytest.approx(j.duration, abs=1e-3)
+        # between the utterances: 0.2-0.8 s of that speaker's background, never louder than it was
+        assert 1.5 * len(words) + 0.2 * (len(words) - 1) - 0.01 <= j.duration <= 1.5 * len(words) + 0.8 * (len(words) - 1) + 0.01
+    again = concatenated_utterances(utts, 1.0, (2.0, 3.0), tmp_path / "c", seed=1, sample_rate=RATE, load=load)
+    assert [(u.id, u.text) for u in again] == [(u.id, u.text) for u in joined]  # the same request reuses them
+    assert set(texts.values()) >= {w for j in joined for w in j.text.split()}

@@ -194,3 +194,12 @@ def test_a_second_run_into_a_locked_experiment_stops(an4_prepared, tmp_path):
         assert not (exp / "config.yaml").exists()
     train(load_config(None, TINY + ["train.epochs=1"]), utts, utts[:2], exp, **QUIET)  # the lock died with it
     assert (exp / "model.pt").is_file()
+
+
+def test_training_with_joined_utterances(an4_prepared, tmp_path):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:8]
+    log = []
+    train(load_config(None, TINY + ["train.epochs=1", "augment.concat_fraction=0.5"]), utts, utts[:2], tmp_path,
+          progress=False, log=log.append)
+    line = next(line for line in log if "joined utterances" in line)
+    assert line.startswith("4 joined utterances") and (tmp_path / "concatenated" / "concatenated.jsonl").is_file()
