@@ -4,12 +4,12 @@ utterances one file at a time; PocketSphinx on the same files, for speed.
     python bench/long_audio.py --model data/an4/exp/model_lm.pt --manifest data/an4/manifests/test.jsonl \
         --minutes 60 [--pocketsphinx] [--threads 2]
 
-Builds a recording of the manifest's utterances joined with 0.4 s pauses (tests/long_audio.py),
-repeated to --minutes, then for greedy and for the bundle's beam search (if it has an LM),
+Builds a recording of the manifest's utterances joined with their own pauses (tests/long_audio.py;
+--gap adds near-silence between them), repeated to --minutes, then for greedy and for the bundle's beam search (if it has an LM),
 with and without word timestamps, runs `Recognizer.transcribe` on it in a fresh process and
 reports the peak resident memory of that process, its RTF (model loading excluded) and the
-WER against the joined references; and the RTF and WER of the same utterances transcribed one
-file at a time (also in a fresh process). With --pocketsphinx, PocketSphinx 5 (its bundled
+WER against the joined references; and the RTF and WER of the very same utterances transcribed
+one file at a time (also in a fresh process). With --pocketsphinx, PocketSphinx 5 (its bundled
 en-us model, the pip package) decodes the same files one at a time, in the same run.
 One JSON line per measurement, then a table.
 """
@@ -95,6 +95,7 @@ def main() -> None:
     p.add_argument("--manifest", required=True)
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--gap", type=float, default=0.0, help="seconds of near-silence added between utterances")
     p.add_argument("--pocketsphinx", action="store_true")
     p.add_argument("--work", help="folder for the long recording (default: a temporary one)")
     a = p.parse_args()
@@ -104,14 +105,19 @@ def main() -> None:
     work = Path(a.work or tempfile.mkdtemp(prefix="asr-long-"))
     work.mkdir(parents=True, exist_ok=True)
     wav = work / f"joined_{a.minutes:g}min.wav"
-    ref, seconds = join_utterances(a.manifest, wav, a.minutes)
-    print(f"# {wav}: {seconds / 60:.1f} min of {a.manifest} joined with 0.4 s pauses; {a.threads} threads")
+    ref, seconds, used = join_utterances(a.manifest, wav, a.minutes, gap=a.gap)
+    from asr.manifest import write_manifest
+
+    per_file = work / "joined_utterances.jsonl"  # the same utterances, one file at a time
+    write_manifest(used, per_file)
+    print(f"# {wav}: {seconds / 60:.1f} min, {len(used)} utterances of {a.manifest} joined "
+          f"(their own pauses{f' and {a.gap} s more' if a.gap else ''}); {a.threads} threads")
     methods = ["greedy"] + (["beam"] if load_bundle(a.model).lm_arpa else [])
     rows = []
     for method in methods:
         for timestamps in (False, True):
             for mode in ("files", "long"):
-                r = child(a.model, method, a.threads, mode=mode, wav=str(wav), ref=ref, manifest=a.manifest,
+                r = child(a.model, method, a.threads, mode=mode, wav=str(wav), ref=ref, manifest=str(per_file),
                           timestamps=timestamps)
                 r.update(system=f"asr {method}", timestamps=timestamps, input="one file at a time" if mode == "files"
                          else f"one {seconds / 60:.0f}-minute file")

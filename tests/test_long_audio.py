@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from asr.manifest import read_manifest
 from asr.scoring import score
 from tests.conftest import REPO
 from tests.long_audio import join_utterances
@@ -31,11 +30,10 @@ def test_joined_an4_test_set_within_one_point_of_per_utterance(an4_prepared, tmp
 
     model = trained_model()
     manifest = an4_prepared / "manifests" / "test.jsonl"
-    utts = read_manifest(manifest)
     rec = asr.load_model(model, device="cpu", method=method)
-    per_utt, _ = score([u.text for u in utts], [rec.transcribe(u.audio).text for u in utts])
-    ref, seconds = join_utterances(manifest, tmp_path / "joined.wav", minutes=5.0)
+    ref, seconds, utts = join_utterances(manifest, tmp_path / "joined.wav", minutes=5.0)
     assert seconds >= 300
+    per_utt, _ = score([u.text for u in utts], [rec.transcribe(u.audio).text for u in utts])
     long = rec.transcribe(tmp_path / "joined.wav")
     joined, _ = score([ref], [long.text])
     print(f"{method}: per utterance {per_utt.wer:.2f}%, joined {joined.wer:.2f}% ({len(long.segments)} segments)")
