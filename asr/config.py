@@ -55,6 +55,10 @@ class AugmentConfig:
     telephone_prob: float = 0.0  # 8 kHz band, then no codec, mu-law or GSM 06.10 (equal odds)
     gain_prob: float = 0.0
     gain_db: tuple[float, ...] = (-15.0, 10.0)
+    # Noise, reverberation, telephone and gain begin at this epoch: a model that starts on
+    # them stays longer in CTC's all-blank start (on AN4: still there after 12 epochs, where
+    # clean training leaves it after 5-8).
+    wave_augment_from_epoch: int = 1
     # Long recordings: this fraction more training utterances, each 2-3 (concat_utterances)
     # utterances of one speaker joined with natural pauses (asr.augment.concatenated_utterances).
     concat_fraction: float = 0.0
@@ -197,7 +201,7 @@ POSITIVE = ("features.n_mels", "features.sample_rate", "features.win_ms", "featu
             "model.n_layers", "model.hidden_size", "model.conv_channels", "model.subsampling_factor",
             "train.epochs", "train.max_batch_frames", "train.lr", "train.keep_checkpoints", "train.accum_steps",
             "train.dist_timeout",
-            "decode.beam_size", "decode.n_best", "decode.candidates", "decode.beam_threshold", "tokenizer.vocab_size",
+            "augment.wave_augment_from_epoch", "decode.beam_size", "decode.n_best", "decode.candidates", "decode.beam_threshold", "tokenizer.vocab_size",
             "tokenizer.character_coverage")
 
 

@@ -168,7 +168,8 @@ class SpeechDataset(torch.utils.data.Dataset):
         if self.augment is not None and self.augment.speed_factors:
             factor = random.choice(self.augment.speed_factors)
             wave = speed_perturb(wave, factor, self.feat_cfg.sample_rate)
-        if self.wave_augmenter is not None:
+        first = self.augment.wave_augment_from_epoch if self.augment is not None else 1
+        if self.wave_augmenter is not None and self.epoch >= first:
             rng = np.random.default_rng([self.seed, self.epoch, i])
             wave = torch.from_numpy(self.wave_augmenter(wave.numpy(), rng, exclude=utt.id))
         mean = self.means.get((speaker_of(utt), factor))

@@ -192,3 +192,19 @@ def test_joined_utterances_are_one_speakers_with_natural_pauses(tmp_path):
     again = concatenated_utterances(utts, 1.0, (2.0, 3.0), tmp_path / "c", seed=1, sample_rate=RATE, load=load)
     assert [(u.id, u.text) for u in again] == [(u.id, u.text) for u in joined]  # the same request reuses them
     assert set(texts.values()) >= {w for j in joined for w in j.text.split()}
+
+
+def test_wave_augmentation_waits_for_its_epoch(tmp_path):
+    from asr.data import SpeechDataset
+    from asr.features import FeatureStats
+    from asr.tokenizer import CharTokenizer
+
+    aug = augmenter(tmp_path, noise_prob=1.0, noise_weights=(1.0, 0.0, 0.0))
+    cfg = dataclasses.replace(AugmentConfig(n_freq_masks=0, n_time_masks=0), wave_augment_from_epoch=3)
+    args = (aug.babble_pool, CharTokenizer.build(["A"]), load_config().features, FeatureStats(torch.zeros(80), torch.ones(80)))
+    augmented = SpeechDataset(*args, augment=cfg, wave_augmenter=aug, seed=5)
+    clean = SpeechDataset(*args, augment=cfg)
+    augmented.set_epoch(2)
+    assert torch.equal(augmented[0].feats, clean[0].feats)
+    augmented.set_epoch(3)
+    assert not torch.equal(augmented[0].feats, clean[0].feats)
