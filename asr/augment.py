@@ -134,8 +134,9 @@ def simulate_rir(sample_rate: int, rt60: float, rng: np.random.Generator, max_or
 def reverberate(wave: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """`wave` convolved with `rir`, shifted so that the direct path (the response's peak) stays
     where the speech was, at the input's power."""
-    wet = AF.fftconvolve(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)),
-                         torch.from_numpy(np.ascontiguousarray(rir, dtype=np.float32))).numpy()
+    from scipy.signal import fftconvolve  # a tenth of torchaudio's time on one thread here
+
+    wet = fftconvolve(np.asarray(wave, dtype=np.float32), np.asarray(rir, dtype=np.float32))
     peak = int(np.abs(rir).argmax())
     wet = wet[peak: peak + len(wave)]
     p_dry, p_wet = power(wave), power(wet)
