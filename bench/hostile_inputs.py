@@ -212,12 +212,14 @@ class Probe:
         rate = bytearray(good.read_bytes())
         rate[24:28] = (7).to_bytes(4, "little")  # 7 Hz
         (files / "rate7.wav").write_bytes(bytes(rate))
+        (self.work / "empty_folder").mkdir()
         fifo = files / "fifo.wav"
         os.mkfifo(fifo)
         cases = {"missing file": files / "none.wav", "empty file": files / "empty.wav", "text file": files / "text.wav",
                  "truncated header": files / "truncated.wav", "header claims 2 GB": files / "huge_header.wav",
                  "NaN samples": files / "nan.wav", "one sample": files / "one_sample.wav",
-                 "7 Hz sample rate": files / "rate7.wav", "/dev/zero": Path("/dev/zero"), "a folder": files,
+                 "7 Hz sample rate": files / "rate7.wav", "/dev/zero": Path("/dev/zero"),
+                 "a folder without audio": self.work / "empty_folder",
                  "a FIFO": fifo}
         for name, path in cases.items():
             # a header that claims more samples than the file holds: the samples there are read
