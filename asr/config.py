@@ -121,6 +121,12 @@ class DecodeConfig:
     # ensembles (asr ensemble --combine sequence) always do, with candidates from each member.
     rescore: bool = False
     candidates: int = 25
+    # Audio longer than max_segment_seconds is cut at pauses of at least min_pause seconds
+    # (found by the `vad`: auto, webrtc or energy) into segments of at most that length
+    # (asr/segmenter.py). A recipe sets them for its model, chosen on dev (recipes/an4).
+    max_segment_seconds: float = 20.0
+    min_pause: float = 0.5
+    vad: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,7 @@ CHOICES = {
     "train.precision": ("auto", "bf16", "fp32"),
     "train.dist_backend": ("auto", "gloo", "nccl"),
     "decode.method": ("greedy", "beam"),
+    "decode.vad": ("auto", "webrtc", "energy"),
     "tokenizer.unit": ("char", "word", "bpe", "unigram"),
 }
 POSITIVE = ("features.n_mels", "features.sample_rate", "features.win_ms", "features.hop_ms", "features.n_fft",
@@ -221,6 +228,9 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
         raise AsrError(f"{where}: model.subsampling_factor must be 2 or 4 with conv subsampling")
     if not 0 <= m.dropout < 1:
         raise AsrError(f"{where}: model.dropout must be in [0, 1)")
+    d = cfg.decode
+    if not (d.max_segment_seconds >= 1 and 0 < d.min_pause < d.max_segment_seconds):
+        raise AsrError(f"{where}: need decode.max_segment_seconds >= 1 and 0 < decode.min_pause < max_segment_seconds")
     if cfg.tokenizer.character_coverage > 1:
         raise AsrError(f"{where}: tokenizer.character_coverage must be in (0, 1]")
     validate_augment(cfg.augment, where)

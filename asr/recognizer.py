@@ -67,17 +67,22 @@ class Recognizer:
     """A model bundle, its decoder and the device it runs on.
 
     `max_seconds`: audio up to this long is decoded in one pass; longer audio is segmented
-    at pauses of at least `min_pause` seconds into pieces of at most `max_seconds`.
+    at pauses of at least `min_pause` seconds into pieces of at most `max_seconds`, with the
+    `vad`. Each defaults to the bundle's decode settings (max_segment_seconds, min_pause, vad).
     """
 
     def __init__(self, bundle: Bundle, device: str | torch.device | None = None, lm: str | Path | None = None,
-                 lexicon: str | Path | None = None, lexicon_free: bool = False, max_seconds: float = 20.0,
-                 min_pause: float = 0.5, vad: str = "auto"):
+                 lexicon: str | Path | None = None, lexicon_free: bool = False,
+                 max_seconds: float | None = None, min_pause: float | None = None, vad: str | None = None):
         self.bundle = bundle
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.model = bundle.model.to(self.device).eval()
         self.lm, self.lexicon, self.lexicon_free = lm, lexicon, lexicon_free
         self.decoder = bundle_decoder(bundle, lm, lexicon, lexicon_free)
+        decode = bundle.config.decode
+        max_seconds = decode.max_segment_seconds if max_seconds is None else max_seconds
+        min_pause = decode.min_pause if min_pause is None else min_pause
+        vad = decode.vad if vad is None else vad
         if max_seconds < 1.0 or not 0 < min_pause < max_seconds or vad not in ("auto", "webrtc", "energy"):
             raise AsrError(f"max_seconds {max_seconds}, min_pause {min_pause}, vad {vad!r}: need max_seconds >= 1, "
                            "0 < min_pause < max_seconds and vad auto, webrtc or energy")
@@ -99,6 +104,8 @@ class Recognizer:
         clone = object.__new__(Recognizer)
         clone.__dict__.update(self.__dict__, bundle=other,
                               decoder=bundle_decoder(other, self.lm, self.lexicon, self.lexicon_free))
+        segmentation = {"max_segment_seconds": "max_seconds", "min_pause": "min_pause", "vad": "vad"}
+        clone.__dict__.update({segmentation[k]: v for k, v in settings.items() if k in segmentation})
         return clone
 
     # -- audio in any form ----------------------------------------------------------------
@@ -334,9 +341,11 @@ def _join(segments: list[tuple[Segment, float]], duration: float, source: str | 
 
 def load_model(path: str | Path | None = None, device: str | torch.device | None = None,
                lm: str | Path | None = None, lexicon: str | Path | None = None, lexicon_free: bool = False,
-               max_seconds: float = 20.0, min_pause: float = 0.5, **decode_overrides) -> Recognizer:
+               max_seconds: float | None = None, min_pause: float | None = None,
+               **decode_overrides) -> Recognizer:
     """A Recognizer for the model bundle at `path` (default: $ASR_MODEL, else the AN4 recipe's
-    model). `decode_overrides` change its decode settings, e.g. method="greedy", beam_size=100."""
+    model). `decode_overrides` change its decode settings, e.g. method="greedy", beam_size=100,
+    vad="energy"; max_seconds and min_pause default to the bundle's segmentation settings."""
     from asr.transcribe import default_model_path  # noqa: I001 (asr.transcribe imports this module)
 
     bundle = load_bundle(path or default_model_path())

@@ -83,3 +83,17 @@ def test_decode_overrides_and_bad_audio(tiny_model, recognizer):  # noqa: F811
         recognizer.transcribe({"audio": 1})
     with pytest.raises(AudioError, match="too short"):
         recognizer.transcribe(np.zeros(100, dtype=np.float32))
+
+
+def test_segmentation_settings_come_from_the_bundle_unless_given(tiny_model):  # noqa: F811
+    rec = asr.load_model(tiny_model, device="cpu")
+    assert (rec.max_seconds, rec.min_pause, rec.vad) == (20.0, 0.5, "auto")  # DecodeConfig defaults
+    rec = asr.load_model(tiny_model, device="cpu", max_segment_seconds=6, min_pause=0.3, vad="energy")
+    assert (rec.max_seconds, rec.min_pause, rec.vad) == (6.0, 0.3, "energy")
+    assert asr.load_model(tiny_model, device="cpu", vad="energy", max_seconds=9.0).max_seconds == 9.0
+    other = rec.with_decode(min_pause=0.2, vad="webrtc")
+    assert (other.max_seconds, other.min_pause, other.vad) == (6.0, 0.2, "webrtc")
+    with pytest.raises(AsrError, match="decode.vad must be one of"):
+        asr.load_model(tiny_model, vad="silero")
+    with pytest.raises(AsrError, match="min_pause"):
+        asr.load_model(tiny_model, min_pause=30)
