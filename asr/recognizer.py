@@ -352,4 +352,8 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
     if decode_overrides:
         bundle.config = apply_overrides(bundle.config, [f"decode.{k}={v}" for k, v in decode_overrides.items()],
                                         allowed=("decode",))
-    return Recognizer(bundle, device, lm, lexicon, lexicon_free, max_seconds=max_seconds, min_pause=min_pause)
+    if max_seconds is not None or min_pause is not None:  # as the bundle's own settings, checked there
+        bundle.config = apply_overrides(bundle.config, [f"decode.{k}={v}" for k, v in
+                                                        (("max_segment_seconds", max_seconds), ("min_pause", min_pause))
+                                                        if v is not None], allowed=("decode",))
+    return Recognizer(bundle, device, lm, lexicon, lexicon_free)

@@ -2,7 +2,7 @@
 utterances one file at a time; PocketSphinx on the same files, for speed.
 
     python bench/long_audio.py --model data/an4/exp/model_lm.pt --manifest data/an4/manifests/test.jsonl \
-        --minutes 60 [--pocketsphinx] [--threads 2]
+        --minutes 60 [--pocketsphinx] [--threads 2] [--set vad=energy ...]
 
 Builds a recording of the manifest's utterances joined with their own pauses (tests/long_audio.py;
 --gap adds near-silence between them), repeated to --minutes, then for greedy and for the bundle's beam search (if it has an LM),
@@ -33,7 +33,7 @@ torch.set_num_threads({threads})
 import asr
 from asr.manifest import read_manifest
 from asr.scoring import score
-rec = asr.load_model({model!r}, device="cpu", method={method!r})
+rec = asr.load_model({model!r}, device="cpu", method={method!r}, **{overrides!r})
 args = {args!r}
 if args["mode"] == "long":
     t0 = time.perf_counter()
@@ -55,8 +55,8 @@ print(json.dumps({{"wer": round(summary.wer, 2), "rtf": round(seconds / audio, 5
 """
 
 
-def child(model: str, method: str, threads: int, **args) -> dict:
-    code = CHILD.format(model=model, method=method, threads=threads, args=args)
+def child(model: str, method: str, threads: int, overrides: dict | None = None, **args) -> dict:
+    code = CHILD.format(model=model, method=method, threads=threads, args=args, overrides=overrides or {})
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     if r.returncode:
         raise SystemExit(f"measurement failed:\n{r.stderr[-3000:]}")
@@ -98,7 +98,10 @@ def main() -> None:
     p.add_argument("--gap", type=float, default=0.0, help="seconds of near-silence added between utterances")
     p.add_argument("--pocketsphinx", action="store_true")
     p.add_argument("--work", help="folder for the long recording (default: a temporary one)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a decode setting for asr.load_model, e.g. vad=energy (repeatable)")
     a = p.parse_args()
+    overrides = dict(kv.split("=", 1) for kv in a.set)
     from asr.checkpoint import load_bundle
     from tests.long_audio import join_utterances
 
@@ -117,7 +120,7 @@ def main() -> None:
     for method in methods:
         for timestamps in (False, True):
             for mode in ("files", "long"):
-                r = child(a.model, method, a.threads, mode=mode, wav=str(wav), ref=ref, manifest=str(per_file),
+                r = child(a.model, method, a.threads, overrides, mode=mode, wav=str(wav), ref=ref, manifest=str(per_file),
                           timestamps=timestamps)
                 r.update(system=f"asr {method}", timestamps=timestamps, input="one file at a time" if mode == "files"
                          else f"one {seconds / 60:.0f}-minute file")
