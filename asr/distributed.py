@@ -116,6 +116,10 @@ def init(ctx: DistContext, device: torch.device, backend: str = "auto", timeout_
                             timeout=datetime.timedelta(seconds=timeout_s))
 
 
-def shutdown(ctx: DistContext) -> None:
+def shutdown(ctx: DistContext, finished: bool = False) -> None:
+    """Leave the process group. After a finished run the ranks first meet, so that none tears
+    down its connections while another still uses them (after a failure they may not meet)."""
     if ctx.active and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

@@ -504,6 +504,7 @@ def train(
             f.write(text + "\n")
 
     lock = folder_lock(exp_dir, exp_dir / ".lock", "experiment folder") if ctx.is_main else contextlib.nullcontext()
+    finished = False
     try:
         with lock:
             run = restore_or_start(cfg, train_utts, dev_utts, exp_dir, resume, device, progress, log_line, ctx)
@@ -511,8 +512,9 @@ def train(
                 run_epoch(run, epoch, progress, log_line)
             if run.cfg.train.check_replicas and ctx.active:
                 log_line(f"replicas: the {ctx.world} ranks held identical weights after each of {run.steps} steps")
+        finished = True
     finally:
-        distributed.shutdown(ctx)
+        distributed.shutdown(ctx, finished)
     return exp_dir / "model.pt"
 
 
