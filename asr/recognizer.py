@@ -38,6 +38,7 @@ from asr.segmenter import AudioSegment, Segmenter
 
 BLOCK_SECONDS = 30.0  # long files are read this much at a time
 MAX_BATCH_FRAMES = 20000  # feature frames per forward pass when decoding segments together
+PAD_FRAMES = 64  # forward passes take a multiple of this many frames (bounded set of input shapes)
 
 
 @dataclass
@@ -262,6 +263,9 @@ class Recognizer:
         for batch in _batches(feats, MAX_BATCH_FRAMES):
             lens = torch.tensor([f.shape[0] for _, _, f in batch])
             padded = torch.nn.utils.rnn.pad_sequence([f for _, _, f in batch], batch_first=True)
+            # Padded to a multiple of PAD_FRAMES: the CPU kernels keep a cached plan per input
+            # shape, and an hour of segments of every length made memory grow ~2.5 MB a minute.
+            padded = torch.nn.functional.pad(padded, (0, 0, 0, -padded.shape[1] % PAD_FRAMES))
             with torch.no_grad():
                 log_probs, out_lens = self.model(padded.to(self.device), lens.to(self.device))
             log_probs, out_lens = log_probs.cpu(), out_lens.cpu()
