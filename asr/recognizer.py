@@ -75,19 +75,27 @@ class Recognizer:
     def __init__(self, bundle: Bundle, device: str | torch.device | None = None, lm: str | Path | None = None,
                  lexicon: str | Path | None = None, lexicon_free: bool = False,
                  max_seconds: float | None = None, min_pause: float | None = None, vad: str | None = None):
+        given = (("max_segment_seconds", max_seconds), ("min_pause", min_pause), ("vad", vad))
+        if any(v is not None for _, v in given):  # checked by the config's own rules
+            bundle = dataclasses.replace(bundle, config=apply_overrides(
+                bundle.config, [f"decode.{k}={v}" for k, v in given if v is not None], allowed=("decode",)))
         self.bundle = bundle
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.model = bundle.model.to(self.device).eval()
         self.lm, self.lexicon, self.lexicon_free = lm, lexicon, lexicon_free
         self.decoder = bundle_decoder(bundle, lm, lexicon, lexicon_free)
-        decode = bundle.config.decode
-        max_seconds = decode.max_segment_seconds if max_seconds is None else max_seconds
-        min_pause = decode.min_pause if min_pause is None else min_pause
-        vad = decode.vad if vad is None else vad
-        if max_seconds < 1.0 or not 0 < min_pause < max_seconds or vad not in ("auto", "webrtc", "energy"):
-            raise AsrError(f"max_seconds {max_seconds}, min_pause {min_pause}, vad {vad!r}: need max_seconds >= 1, "
-                           "0 < min_pause < max_seconds and vad auto, webrtc or energy")
-        self.max_seconds, self.min_pause, self.vad = max_seconds, min_pause, vad
+
+    @property
+    def max_seconds(self) -> float:
+        return self.bundle.config.decode.max_segment_seconds
+
+    @property
+    def min_pause(self) -> float:
+        return self.bundle.config.decode.min_pause
+
+    @property
+    def vad(self) -> str:
+        return self.bundle.config.decode.vad
 
     @property
     def sample_rate(self) -> int:
@@ -105,8 +113,6 @@ class Recognizer:
         clone = object.__new__(Recognizer)
         clone.__dict__.update(self.__dict__, bundle=other,
                               decoder=bundle_decoder(other, self.lm, self.lexicon, self.lexicon_free))
-        segmentation = {"max_segment_seconds": "max_seconds", "min_pause": "min_pause", "vad": "vad"}
-        clone.__dict__.update({segmentation[k]: v for k, v in settings.items() if k in segmentation})
         return clone
 
     # -- audio in any form ----------------------------------------------------------------
@@ -356,8 +362,4 @@ def load_model(path: str | Path | None = None, device: str | torch.device | None
     if decode_overrides:
         bundle.config = apply_overrides(bundle.config, [f"decode.{k}={v}" for k, v in decode_overrides.items()],
                                         allowed=("decode",))
-    if max_seconds is not None or min_pause is not None:  # as the bundle's own settings, checked there
-        bundle.config = apply_overrides(bundle.config, [f"decode.{k}={v}" for k, v in
-                                                        (("max_segment_seconds", max_seconds), ("min_pause", min_pause))
-                                                        if v is not None], allowed=("decode",))
-    return Recognizer(bundle, device, lm, lexicon, lexicon_free)
+    return Recognizer(bundle, device, lm, lexicon, lexicon_free, max_seconds=max_seconds, min_pause=min_pause)
