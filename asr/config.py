@@ -139,6 +139,17 @@ class TokenizerConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Teacher-student training (asr/distill.py): besides CTC, the model learns the per-frame
+    token distributions that the `teachers` (model bundles, e.g. an ensemble's members) give on
+    the clean audio of each training utterance."""
+
+    teachers: tuple[str, ...] = ()  # model.pt paths; empty = CTC alone
+    weight: float = 0.5  # loss = (1 - weight) x CTC + weight x distillation
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
 class RunConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -146,6 +157,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 def to_dict(cfg: Any) -> dict:
@@ -179,7 +191,7 @@ def from_dict(cls: type, data: dict, where: str = "config", prefix: str = "") ->
         if dataclasses.is_dataclass(default):
             kwargs[key] = from_dict(type(default), value, where, f"{name}.")
         else:
-            kwargs[key] = _coerce(value, default, f"{where}: {name}")
+            kwargs[key] = _coerce(value, default, f"{where}: {name}", strings=fields[key].type == "tuple[str, ...]")
     return cls(**kwargs)
 
 
@@ -234,6 +246,8 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
     if cfg.tokenizer.character_coverage > 1:
         raise AsrError(f"{where}: tokenizer.character_coverage must be in (0, 1]")
     validate_augment(cfg.augment, where)
+    if not (0 <= cfg.distill.weight <= 1 and cfg.distill.temperature > 0):
+        raise AsrError(f"{where}: distill.weight must be in [0, 1] and distill.temperature > 0")
     return cfg
 
 
@@ -290,7 +304,8 @@ def save_config(cfg: RunConfig, path: str | Path) -> None:
     write_text_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
+def _coerce(value: Any, default: Any, where: str, strings: bool = False) -> Any:
+    """`value` as the type of `default`; a tuple holds numbers (floats), or strings if `strings`."""
     kind = type(default)
     if kind is bool:
         if isinstance(value, bool):
@@ -309,6 +324,11 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     elif kind is str:
         if isinstance(value, str):
             return value
+    elif kind is tuple and strings:
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        if isinstance(value, str):  # --set distill.teachers=a.pt
+            return (value,)
     elif kind is tuple:
         if isinstance(value, (list, tuple)) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value

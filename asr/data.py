@@ -24,6 +24,8 @@ class Batch(NamedTuple):
     targets: torch.Tensor  # (B, L) int64, zero-padded
     target_lens: torch.Tensor  # (B,) int64
     ids: list[str]
+    teacher: torch.Tensor | None = None  # (B, T', V) teachers' log-probabilities (distill.teachers), zero-padded
+    teacher_lens: torch.Tensor | None = None  # (B,) int64, 0 where an utterance has none
 
 
 class Example(NamedTuple):
@@ -31,6 +33,7 @@ class Example(NamedTuple):
     feats: torch.Tensor  # (T, F); with waves_only: the reflect-padded waveform (N,)
     target: torch.Tensor  # (L,)
     mean: torch.Tensor | None = None  # waves_only with features.mean_norm "speaker": the speaker's mean (F,)
+    teacher: torch.Tensor | None = None  # (T', V) teachers' log-probabilities on the clean audio (asr.distill)
 
 
 class WaveBatch(NamedTuple):
@@ -42,6 +45,8 @@ class WaveBatch(NamedTuple):
     target_lens: torch.Tensor  # (B,) int64
     ids: list[str]
     means: torch.Tensor | None  # (B, F) speaker means (features.mean_norm "speaker"), else None
+    teacher: torch.Tensor | None = None  # as Batch's
+    teacher_lens: torch.Tensor | None = None
 
 
 def utterance_features(
@@ -134,13 +139,16 @@ class SpeechDataset(torch.utils.data.Dataset):
         wave_augmenter: WaveAugmenter | None = None,
         seed: int = 0,
         waves_only: bool = False,
+        teacher_targets: dict[tuple[str, float], torch.Tensor] | None = None,
     ):
         """`means`: speaker means (features.mean_norm "speaker"); computed from `utts` when
         not given, for every speed factor that augmentation uses. `wave_augmenter`: noise,
         reverberation, telephone and gain (asr.augment), drawn from a generator seeded by
         (seed, epoch, index): the same audio in any worker, different in each epoch.
         `waves_only`: items carry the (reflect-padded) waveform instead of features, for
-        DeviceFrontend to turn into features and SpecAugment them in batches on the device."""
+        DeviceFrontend to turn into features and SpecAugment them in batches on the device.
+        `teacher_targets`: (id, speed factor) -> teachers' log-probabilities (asr.distill),
+        given with each item."""
         self.utts = list(utts)
         self.tokenizer = tokenizer
         self.feat_cfg = feat_cfg
@@ -149,6 +157,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.wave_augmenter = wave_augmenter if wave_augmenter is not None and wave_augmenter.active else None
         self.seed = seed
         self.waves_only = waves_only
+        self.teacher_targets = teacher_targets or {}
         self.epoch = 1
         if feat_cfg.mean_norm == "speaker" and means is None:
             factors = augment.speed_factors if augment is not None and augment.speed_factors else (1.0,)
@@ -176,15 +185,16 @@ class SpeechDataset(torch.utils.data.Dataset):
         # Characters outside the token list (possible in dev/test text) only leave the
         # loss target; scoring always uses the full text.
         target = torch.tensor(self.tokenizer.encode(utt.text, skip_unknown=True), dtype=torch.long)
+        teacher = self.teacher_targets.get((utt.id, float(factor)))
         if self.waves_only:
             try:
-                return Example(utt.id, reflect_pad(wave.float(), self.feat_cfg), target, mean)
+                return Example(utt.id, reflect_pad(wave.float(), self.feat_cfg), target, mean, teacher)
             except ValueError as e:
                 raise AudioError(f"{utt.where()}: {e}") from None
         feats = self.stats.normalize(features_of(wave, utt.where(), self.feat_cfg, mean))
         if self.augment is not None:
             feats = spec_augment(feats, self.augment)
-        return Example(utt.id, feats, target)
+        return Example(utt.id, feats, target, teacher=teacher)
 
     def frame_counts(self) -> list[int]:
         """Approximate feature frames of each utterance, from manifest durations."""
@@ -197,11 +207,25 @@ def collate(examples: Sequence[Example]) -> Batch | WaveBatch:
     ids = [e.id for e in examples]
     padded = pad_sequence([e.feats for e in examples], batch_first=True)
     lens = torch.tensor([e.feats.shape[0] for e in examples], dtype=torch.long)
+    teacher, teacher_lens = _teacher_batch(examples)
     if examples and examples[0].feats.dim() == 1:  # waveforms (SpeechDataset waves_only)
         means = [e.mean for e in examples]
         return WaveBatch(padded, lens, targets, target_lens, ids,
-                         means=torch.stack(means) if all(m is not None for m in means) else None)
-    return Batch(padded, lens, targets, target_lens, ids)
+                         means=torch.stack(means) if all(m is not None for m in means) else None,
+                         teacher=teacher, teacher_lens=teacher_lens)
+    return Batch(padded, lens, targets, target_lens, ids, teacher, teacher_lens)
+
+
+def _teacher_batch(examples: Sequence[Example]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The examples' teacher targets zero-padded to (B, T', V) and their lengths (0 where an
+    example has none); (None, None) when none has any."""
+    given = [e.teacher for e in examples if e.teacher is not None]
+    if not given:
+        return None, None
+    empty = given[0].new_zeros((0, given[0].shape[1]))
+    teacher = pad_sequence([e.teacher if e.teacher is not None else empty for e in examples], batch_first=True)
+    lens = torch.tensor([0 if e.teacher is None else e.teacher.shape[0] for e in examples], dtype=torch.long)
+    return teacher, lens
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):

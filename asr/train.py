@@ -59,6 +59,7 @@ from asr.data import (
 )
 from asr.decoding import GreedyDecoder
 from asr.device import autocast_dtype, pick_device
+from asr.distill import cached_teacher_targets, distill_loss_sum
 from asr.distributed import DistContext, device_for
 from asr.errors import AsrError, first_line
 from asr.evaluate import decode_dataset, score_hypotheses
@@ -287,12 +288,18 @@ def restore_or_start(
             "(empty, too short for their text, or unknown characters)")
     if not train_set:
         raise AsrError("no usable training utterances")
+    targets = None
+    if cfg.distill.teachers:  # computed on the utterances themselves, before joined ones are added
+        targets = cached_teacher_targets(exp_dir / "teacher.pt", cfg, tokenizer, train_set, means, dev, log) \
+            if ctx.is_main else None
+        targets = ctx.broadcast(targets)
     if cfg.augment.concat_fraction > 0:
         train_set = train_set + joined_utterances(cfg, train_set, tokenizer, exp_dir, ctx, log)
     augmenter = WaveAugmenter(cfg.augment, cfg.features.sample_rate, babble_pool=train_set,
                               load=functools.partial(load_utterance, feat_cfg=cfg.features), seed=tc.seed)
     train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means,
-                               wave_augmenter=augmenter, seed=tc.seed, waves_only=tc.features_on_device)
+                               wave_augmenter=augmenter, seed=tc.seed, waves_only=tc.features_on_device,
+                               teacher_targets=targets)
     loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs,
                                   ctx.rank, ctx.world, pin_memory=dev.type == "cuda")
     # Batches per epoch vary a little (length jitter, sorted first epochs): count them all,
@@ -362,13 +369,16 @@ def distributed_backend() -> str:
 
 @dataclass
 class EpochResult:
-    loss: float  # mean CTC loss per training utterance (over all ranks)
+    loss: float  # mean training loss per utterance (CTC, or with distill.teachers the mixed loss; over all ranks)
     audio_seconds: float  # over all ranks
     seconds: float
 
 
 def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochResult:
     """One pass over the training batches (the sampler's order for `epoch`).
+
+    The loss is CTC's, or with distill.teachers (1 - weight) x CTC + weight x distillation
+    (asr.distill) for the utterances that have teacher targets.
 
     An optimizer step takes train.accum_steps batches on every rank. Each batch's summed
     CTC loss is scaled by ranks / (utterances in the step over all ranks): with DDP averaging
@@ -396,6 +406,11 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
                 with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
                     log_probs, out_lens = run.net(feats, feat_lens)
                 loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
+                if batch.teacher is not None:
+                    d = cfg.distill
+                    kd = distill_loss_sum(log_probs, out_lens, batch.teacher.to(dev), batch.teacher_lens.to(dev),
+                                          d.temperature)
+                    loss = (1 - d.weight) * loss + d.weight * kd
                 (loss * ctx.world / n_step).backward()
             loss_sum += float(loss.detach())
             n_utts += len(batch.ids)
