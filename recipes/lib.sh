@@ -118,6 +118,40 @@ ensemble_stages() {
   run_stage $((first + 3)) evaluate_ensemble evaluate_splits "$ens/model_lm.pt" beam_lm "dev test"
 }
 
+# distill_stages N FIRST: one model taught by the N models of ensemble_stages (WORK/exp and
+# WORK/exp_seed2..N) in stages FIRST..FIRST+3: train WORK/exp_distilled with the recipe's config
+# and distill.teachers set to them (asr/distill.py: CTC plus the teachers' per-frame outputs
+# on the clean audio), greedy evaluation, tune on dev, beam + LM evaluation of dev and test, and
+# (with stages 10-11 done) the recording conditions. One model's decoding cost.
+distill_stages() {
+  local n=$1 first=$2 manifests=$work/manifests exp=$work/exp_distilled k
+  local teachers="\"$work/exp/model.pt\""
+  for k in $(seq 2 "$n"); do teachers+=",\"$work/exp_seed$k/model.pt\""; done
+  run_stage "$first" train_distilled "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" \
+    --exp "$exp" --config "$config" --set "distill.teachers=[$teachers]" --resume
+  run_stage $((first + 1)) evaluate_distilled evaluate_splits "$exp/model.pt" greedy "dev test" --set decode.method=greedy
+  run_stage $((first + 2)) tune_distilled "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" \
+    --lm "$work/lm/3gram.arpa" --out "$exp/model_lm.pt"
+  run_stage $((first + 3)) evaluate_distilled_lm evaluate_distilled_lm "$exp/model_lm.pt"
+}
+
+evaluate_distilled_lm() {
+  evaluate_splits "$1" beam_lm "dev test"
+  if [ -d "$work/conditions" ]; then evaluate_conditions "dev test" "$1"; fi
+}
+
+# take_flag --NAME VAR "$@": set VAR to 1 if --NAME is among the arguments, and leave the
+# others in the array recipe_args.
+take_flag() {
+  local flag=$1 var=$2; shift 2
+  recipe_args=()
+  printf -v "$var" %s 0
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "$flag" ]; then printf -v "$var" %s 1; else recipe_args+=("$1"); fi
+    shift
+  done
+}
+
 # train_seeds N: train WORK/exp_seed2 .. WORK/exp_seedN, the recipe's model with seeds 2..N.
 train_seeds() {
   local k

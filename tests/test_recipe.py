@@ -119,3 +119,18 @@ def test_an4_recipe_ensemble_stages(recipe_run):
     assert f"== test, beam_lm ({work}/exp_ensemble/decode_test_beam_lm)" in run.stdout
     again = subprocess.run(cmd + ["--ensemble", "2"], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert again.returncode == 0 and again.stdout.count("already done, skipping") == 12
+
+    # --distill: one more model taught by the ensemble's two members (stages 12-15)
+    bad = subprocess.run(cmd + ["--distill"], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "--distill needs --ensemble" in bad.stderr
+    run = subprocess.run(cmd + ["--ensemble", "2", "--distill"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("already done, skipping") == 12
+    student = load_bundle(work / "exp_distilled" / "model_lm.pt")
+    assert student.config.distill.teachers == (f"{work}/exp/model.pt", f"{work}/exp_seed2/model.pt")
+    assert "teacher targets: 2 teacher(s), 856 utterance copies" in (work / "exp_distilled" / "train.log").read_text()
+    for split, n in (("dev", 92), ("test", 130)):
+        for name in (f"decode_{split}_greedy", f"decode_{split}_beam_lm", f"conditions_{split}/clean"):
+            assert json.loads((work / "exp_distilled" / name / "summary.json").read_text())["n_sentences"] == n
+    assert f"== test, beam_lm ({work}/exp_distilled/decode_test_beam_lm)" in run.stdout

@@ -2,7 +2,7 @@
 # AN4 recipe: prepare -> train -> evaluate (greedy) -> LM -> tune on dev -> evaluate (beam + LM).
 #
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage N] [--source PATH] [--work DIR] [--config YAML]
-#                           [--ensemble N] [--conditions "white20 white10 ..."]
+#                           [--ensemble N [--distill]] [--conditions "white20 white10 ..."]
 #
 # --source: a local an4_sphere.tar.gz or extracted folder (default: $ASR_AN4_SOURCE, else
 # CMU's archive is downloaded). Everything is written under --work (default data/an4).
@@ -21,23 +21,32 @@
 # on dev and evaluate it. N times the training time; on AN4 (recipes/an4/RESULTS.md) two
 # 150-epoch seeds give test beam+LM 5.17% (alone: 6.21% and 5.95%); with 90 epochs, three
 # seeds gave 6.08% for both triples tried (single models 6.96%, the mean of six).
+#
+# --distill (with --ensemble N): stages 12-15 train one more model, WORK/exp_distilled, taught
+# by the N models (distill.teachers: CTC plus their per-frame outputs on the clean audio while
+# it hears the augmented audio), and evaluate it as stages 2-5 and 11 do: an ensemble's
+# teaching at one model's decoding cost.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 stage=0
-stop_stage=11  # stages 6-9 run only with --ensemble
+stop_stage=15  # stages 6-9 run only with --ensemble, 12-15 only with --distill
 source=${ASR_AN4_SOURCE:-}
 work=data/an4
 config=$here/conf/train.yaml
 ensemble=1
 conditions="white20 white10 white5 reverb band8k"
 . "$here/../lib.sh"
-take_option --ensemble ensemble "$@"
+take_flag --distill distill "$@"
+take_option --ensemble ensemble ${recipe_args[@]+"${recipe_args[@]}"}
 take_option --conditions conditions ${recipe_args[@]+"${recipe_args[@]}"}
 parse_recipe_args ${recipe_args[@]+"${recipe_args[@]}"}
 case $ensemble in
   ''|*[!0-9]*) echo "an4/run.sh: --ensemble needs a number of models" >&2; exit 2 ;;
 esac
+if [ "$distill" = 1 ] && [ "$ensemble" -lt 2 ]; then
+  echo "an4/run.sh: --distill needs --ensemble N (N >= 2): the teachers" >&2; exit 2
+fi
 
 # The LM sees the training transcripts only; LM weight and word score are tuned on dev.
 standard_stages an4
@@ -45,8 +54,13 @@ if [ "$ensemble" -ge 2 ]; then
   ensemble_stages "$ensemble" 6
 fi
 condition_stages 10 "dev test" "$work/exp/model_lm.pt"
+if [ "$distill" = 1 ]; then
+  distill_stages "$ensemble" 12
+fi
 
 show_results test "greedy beam_lm"
 show_results test beam_lm "$work/exp_ensemble"
+show_results test "greedy beam_lm" "$work/exp_distilled"
 show_conditions "dev test"
+show_conditions test "$work/exp_distilled"
 show_model
