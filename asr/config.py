@@ -144,7 +144,7 @@ class DistillConfig:
     token distributions that the `teachers` (model bundles, e.g. an ensemble's members) give on
     the clean audio of each training utterance."""
 
-    teachers: tuple[str, ...] = ()  # model.pt paths; empty = CTC alone
+    teachers: tuple[str, ...] = field(default=(), metadata={"strings": True})  # model.pt paths; empty = CTC alone
     weight: float = 0.5  # loss = (1 - weight) x CTC + weight x distillation
     temperature: float = 1.0
 
@@ -191,7 +191,7 @@ def from_dict(cls: type, data: dict, where: str = "config", prefix: str = "") ->
         if dataclasses.is_dataclass(default):
             kwargs[key] = from_dict(type(default), value, where, f"{name}.")
         else:
-            kwargs[key] = _coerce(value, default, f"{where}: {name}", strings=fields[key].type == "tuple[str, ...]")
+            kwargs[key] = _coerce(value, default, f"{where}: {name}", strings=fields[key].metadata.get("strings", False))
     return cls(**kwargs)
 
 
@@ -327,8 +327,8 @@ def _coerce(value: Any, default: Any, where: str, strings: bool = False) -> Any:
     elif kind is tuple and strings:
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        if isinstance(value, str):  # --set distill.teachers=a.pt
-            return (value,)
+        if isinstance(value, str):  # --set distill.teachers=a.pt; an empty value: none
+            return (value,) if value else ()
     elif kind is tuple:
         if isinstance(value, (list, tuple)) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value

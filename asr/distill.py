@@ -6,8 +6,10 @@ As in teacher-student learning for noise robustness (Li et al., 2017): the stude
 augmented audio (noise, rooms, phone lines, SpecAugment), the teachers the clean audio at the
 same speed. Every waveform augmentation keeps the samples where they were (asr/augment.py), so
 the frames line up. The teachers' outputs are computed once per (utterance, speed factor)
-before training (`teacher_targets`) and kept in the experiment folder (EXP/teacher.pt,
-recomputed when the teachers or the training set change): on AN4 about 12 MB and a minute.
+before training (`teacher_targets`, on rank 0 when distributed) and kept in the experiment
+folder (EXP/teacher.pt, recomputed when the teachers' weights, the tokens, the frame rate or the
+training set change): on AN4 about 12 MB and 1-3 minutes on two CPU cores. They are held in
+memory during training, which suits corpora of up to some hundred hours of character targets.
 
 Several teachers are combined per frame by their mean probability. CTC models of different
 seeds put their spikes on different frames, so that mean is blurred (asr/ensemble.py); the
@@ -27,12 +29,13 @@ from typing import Callable, Sequence
 import torch
 
 from asr.atomic import save_torch_atomic
-from asr.checkpoint import Bundle, content_checksum, load_bundle, load_checkpoint_file
-from asr.config import RunConfig, config_differences
+from asr.checkpoint import Bundle, content_checksum, load_bundle
+from asr.config import DistillConfig, RunConfig, config_differences
 from asr.data import features_of, load_utterance, speaker_of
 from asr.errors import AsrError
 from asr.features import speed_perturb
 from asr.manifest import Utterance
+from asr.model import ctc_loss_sum
 from asr.tokenizer import Tokenizer
 
 TargetKey = tuple[str, float]  # (utterance id, speed factor)
@@ -94,21 +97,23 @@ def teacher_targets(
     return out
 
 
-def targets_key(teacher_paths: Sequence[str], utts: Sequence[Utterance], cfg: RunConfig) -> str:
-    """What the targets depend on: the teachers' weights, the utterances, features and speeds."""
-    weights = [load_checkpoint_file(p).get("checksum") or str(Path(p).resolve()) for p in teacher_paths]
-    return content_checksum({"teachers": weights, "utts": [[u.id, u.audio, u.offset, u.duration] for u in utts],
-                             "features": repr(cfg.features), "speeds": list(cfg.augment.speed_factors),
-                             "mean_norm": cfg.features.mean_norm})
+def targets_key(teachers: Sequence[Bundle], utts: Sequence[Utterance], cfg: RunConfig, tokenizer: Tokenizer) -> str:
+    """What the targets depend on: the teachers' weights, the tokens, the utterances, the
+    features, the frame rate and the speeds."""
+    return content_checksum({
+        "teachers": [content_checksum(t.model.state_dict()) for t in teachers], "tokens": tokenizer.to_dict(),
+        "utts": [[u.id, u.audio, u.offset, u.duration] for u in utts], "features": repr(cfg.features),
+        "frames": [cfg.model.subsampling, cfg.model.subsampling_factor], "speeds": list(cfg.augment.speed_factors)})
 
 
 def cached_teacher_targets(
     path: Path, cfg: RunConfig, tokenizer: Tokenizer, utts: Sequence[Utterance], means: dict | None,
     device: torch.device | str, log: Callable[[str], None],
 ) -> dict[TargetKey, torch.Tensor]:
-    """The targets stored at `path` if they were made from the same teachers and utterances,
-    else computed (and stored atomically)."""
-    key = targets_key(cfg.distill.teachers, utts, cfg)
+    """The targets stored at `path` if they were made from the same teachers, tokens, frame
+    rate and utterances, else computed (and stored atomically)."""
+    teachers = load_teachers(cfg.distill.teachers, cfg, tokenizer)  # checked every time
+    key = targets_key(teachers, utts, cfg, tokenizer)
     if path.exists():
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
@@ -118,10 +123,22 @@ def cached_teacher_targets(
             log(f"teacher targets in {path} were made from other teachers or data: recomputing")
         except Exception as e:  # noqa: BLE001 - any damage means: compute again
             log(f"warning: {path} unreadable ({type(e).__name__}): recomputing")
-    teachers = load_teachers(cfg.distill.teachers, cfg, tokenizer)
     targets = teacher_targets(teachers, utts, cfg, means, device, log)
     save_torch_atomic({"key": key, "targets": [((k[0], k[1]), v) for k, v in targets.items()]}, path)
     return targets
+
+
+def distill_objective(
+    log_probs: torch.Tensor, out_lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor,
+    teacher: torch.Tensor, teacher_lens: torch.Tensor, cfg: DistillConfig,
+) -> torch.Tensor:
+    """The batch's summed loss: (1 - weight) x CTC + weight x distillation for each utterance
+    with teacher targets (teacher_lens > 0), CTC alone for the others."""
+    ctc = ctc_loss_sum(log_probs.float(), out_lens, targets, target_lens, reduction="none")  # (B,)
+    taught = teacher_lens.to(ctc.device) > 0
+    ctc_weights = torch.where(taught, 1.0 - cfg.weight, 1.0)
+    kd = distill_loss_sum(log_probs, out_lens, teacher, teacher_lens.to(ctc.device), cfg.temperature)
+    return (ctc * ctc_weights).sum() + cfg.weight * kd
 
 
 def distill_loss_sum(

@@ -196,22 +196,23 @@ def frame_log_probs(log_probs: torch.Tensor | MemberLogProbs) -> torch.Tensor:
     return log_probs.per_frame() if isinstance(log_probs, MemberLogProbs) else log_probs
 
 
-def ctc_loss_sum(log_probs, out_lens, targets, target_lens) -> torch.Tensor:
-    """Summed CTC loss of a batch (impossible alignments count as zero, not infinity).
+def ctc_loss_sum(log_probs, out_lens, targets, target_lens, reduction: str = "sum") -> torch.Tensor:
+    """Summed CTC loss of a batch (impossible alignments count as zero, not infinity);
+    reduction "none": each utterance's, (B,).
 
     For MemberLogProbs: the mean of the members' losses, the negated log-likelihood the
     sequence combination ranks hypotheses by.
     """
     if isinstance(log_probs, MemberLogProbs):
         members = log_probs.members
-        return sum(ctc_loss_sum(m, out_lens, targets, target_lens) for m in members) / len(members)
+        return sum(ctc_loss_sum(m, out_lens, targets, target_lens, reduction) for m in members) / len(members)
     return torch.nn.functional.ctc_loss(
         log_probs.transpose(0, 1),  # (B, T, V) -> (T, B, V)
         targets,
         out_lens,
         target_lens,
         blank=0,
-        reduction="sum",
+        reduction=reduction,
         zero_infinity=True,
     )
 

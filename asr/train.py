@@ -59,7 +59,7 @@ from asr.data import (
 )
 from asr.decoding import GreedyDecoder
 from asr.device import autocast_dtype, pick_device
-from asr.distill import cached_teacher_targets, distill_loss_sum
+from asr.distill import cached_teacher_targets, distill_objective
 from asr.distributed import DistContext, device_for
 from asr.errors import AsrError, first_line
 from asr.evaluate import decode_dataset, score_hypotheses
@@ -288,11 +288,8 @@ def restore_or_start(
             "(empty, too short for their text, or unknown characters)")
     if not train_set:
         raise AsrError("no usable training utterances")
-    targets = None
-    if cfg.distill.teachers:  # computed on the utterances themselves, before joined ones are added
-        targets = cached_teacher_targets(exp_dir / "teacher.pt", cfg, tokenizer, train_set, means, dev, log) \
-            if ctx.is_main else None
-        targets = ctx.broadcast(targets)
+    targets = teacher_targets_of(cfg, exp_dir, tokenizer, train_set, means, dev, ctx, log) \
+        if cfg.distill.teachers else None
     if cfg.augment.concat_fraction > 0:
         train_set = train_set + joined_utterances(cfg, train_set, tokenizer, exp_dir, ctx, log)
     augmenter = WaveAugmenter(cfg.augment, cfg.features.sample_rate, babble_pool=train_set,
@@ -345,6 +342,23 @@ def restore_or_start(
                 f"{ctx.world} rank(s) x {tc.accum_steps} accumulation step(s) = "
                 f"{tc.max_batch_frames * ctx.world * tc.accum_steps} frames")
     return run
+
+
+def teacher_targets_of(cfg: RunConfig, exp_dir: Path, tokenizer: Tokenizer, train_set: list, means, dev,
+                       ctx: DistContext, log: Callable[[str], None]) -> dict:
+    """distill.teachers' targets for the training utterances (before joined ones are added):
+    rank 0 computes or reads them, every rank gets them, or rank 0's error."""
+    result: dict = {}
+    if ctx.is_main:
+        try:
+            result = {"targets": cached_teacher_targets(exp_dir / "teacher.pt", cfg, tokenizer, train_set, means,
+                                                        dev, log)}
+        except AsrError as e:
+            result = {"error": str(e)}
+    result = ctx.broadcast(result)
+    if "error" in result:
+        raise AsrError(result["error"] if ctx.is_main else f"rank {ctx.rank}: {result['error']}")
+    return result["targets"]
 
 
 def joined_utterances(cfg: RunConfig, train_set: list, tokenizer, exp_dir: Path, ctx: DistContext,
@@ -405,12 +419,11 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
                 feats, feat_lens = batch_on_device(run, batch, generator)
                 with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
                     log_probs, out_lens = run.net(feats, feat_lens)
-                loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
-                if batch.teacher is not None:
-                    d = cfg.distill
-                    kd = distill_loss_sum(log_probs, out_lens, batch.teacher.to(dev), batch.teacher_lens.to(dev),
-                                          d.temperature)
-                    loss = (1 - d.weight) * loss + d.weight * kd
+                if batch.teacher is None:
+                    loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
+                else:
+                    loss = distill_objective(log_probs, out_lens, batch.targets.to(dev), batch.target_lens.to(dev),
+                                             batch.teacher.to(dev), batch.teacher_lens, cfg.distill)
                 (loss * ctx.world / n_step).backward()
             loss_sum += float(loss.detach())
             n_utts += len(batch.ids)

@@ -125,8 +125,13 @@ ensemble_stages() {
 # (with stages 10-11 done) the recording conditions. One model's decoding cost.
 distill_stages() {
   local n=$1 first=$2 manifests=$work/manifests exp=$work/exp_distilled k
-  local teachers="\"$work/exp/model.pt\""
-  for k in $(seq 2 "$n"); do teachers+=",\"$work/exp_seed$k/model.pt\""; done
+  local root teachers="" path q="'"
+  root=$(cd "$work" && pwd)  # absolute paths in the config: the run resumes from anywhere
+  local paths=("$root/exp/model.pt")
+  for k in $(seq 2 "$n"); do paths+=("$root/exp_seed$k/model.pt"); done
+  for path in "${paths[@]}"; do
+    teachers+="${teachers:+,}$q${path//$q/$q$q}$q"  # YAML single quotes ('' stands for ')
+  done
   run_stage "$first" train_distilled "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" \
     --exp "$exp" --config "$config" --set "distill.teachers=[$teachers]" --resume
   run_stage $((first + 1)) evaluate_distilled evaluate_splits "$exp/model.pt" greedy "dev test" --set decode.method=greedy
