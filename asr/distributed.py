@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -47,6 +47,20 @@ class DistContext:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def from_main(self, compute: Callable[[], Any]) -> Any:
+        """`compute()` run on rank 0, its result on every rank; an AsrError it raises is raised
+        on every rank (named "rank N: ..." on the others) instead of leaving them waiting."""
+        outcome: dict = {}
+        if self.is_main:
+            try:
+                outcome = {"result": compute()}
+            except AsrError as e:
+                outcome = {"error": str(e)}
+        outcome = self.broadcast(outcome)
+        if "error" in outcome:
+            raise AsrError(outcome["error"] if self.is_main else f"rank {self.rank}: {outcome['error']}")
+        return outcome["result"]
 
     def gather(self, obj: Any) -> list:
         """Every rank's `obj`, in rank order, on every rank."""

@@ -208,24 +208,20 @@ def decide_run(cfg: RunConfig | None, exp_dir: Path, resume: bool, log: Callable
     """run_config on rank 0, then its result (or its error) on every rank; every rank must have
     been started with the same config."""
     requested = ctx.gather(to_dict(cfg) if cfg is not None else None)
-    decision: dict = {}
-    if ctx.is_main:
-        try:
-            other = next((r for r, c in enumerate(requested) if c != requested[0]), None)
-            if other is not None:
-                diff = config_differences(from_dict(RunConfig, requested[0] or {}), from_dict(RunConfig, requested[other] or {}))
-                raise AsrError(f"rank {other} was started with another config than rank 0 "
-                               f"({'; '.join(diff[:3]) or 'one with --config, one without'}); start all ranks alike")
-            n_stale = remove_stale_temporaries(exp_dir)
-            if n_stale:
-                log(f"removed {n_stale} temporary file(s) left by an interrupted write")
-            run_cfg, state = run_config(cfg, exp_dir, resume, log)
-            decision = {"config": to_dict(run_cfg), "state": state}
-        except AsrError as e:
-            decision = {"error": str(e)}
-    decision = ctx.broadcast(decision)  # the checkpoint itself too: ranks need not share a file system
-    if "error" in decision:
-        raise AsrError(decision["error"] if ctx.is_main else f"rank {ctx.rank}: {decision['error']}")
+
+    def decide() -> dict:
+        other = next((r for r, c in enumerate(requested) if c != requested[0]), None)
+        if other is not None:
+            diff = config_differences(from_dict(RunConfig, requested[0] or {}), from_dict(RunConfig, requested[other] or {}))
+            raise AsrError(f"rank {other} was started with another config than rank 0 "
+                           f"({'; '.join(diff[:3]) or 'one with --config, one without'}); start all ranks alike")
+        n_stale = remove_stale_temporaries(exp_dir)
+        if n_stale:
+            log(f"removed {n_stale} temporary file(s) left by an interrupted write")
+        run_cfg, state = run_config(cfg, exp_dir, resume, log)
+        return {"config": to_dict(run_cfg), "state": state}
+
+    decision = ctx.from_main(decide)  # the checkpoint itself too: ranks need not share a file system
     return from_dict(RunConfig, decision["config"]), decision["state"]
 
 
@@ -348,17 +344,8 @@ def teacher_targets_of(cfg: RunConfig, exp_dir: Path, tokenizer: Tokenizer, trai
                        ctx: DistContext, log: Callable[[str], None]) -> dict:
     """distill.teachers' targets for the training utterances (before joined ones are added):
     rank 0 computes or reads them, every rank gets them, or rank 0's error."""
-    result: dict = {}
-    if ctx.is_main:
-        try:
-            result = {"targets": cached_teacher_targets(exp_dir / "teacher.pt", cfg, tokenizer, train_set, means,
-                                                        dev, log)}
-        except AsrError as e:
-            result = {"error": str(e)}
-    result = ctx.broadcast(result)
-    if "error" in result:
-        raise AsrError(result["error"] if ctx.is_main else f"rank {ctx.rank}: {result['error']}")
-    return result["targets"]
+    return ctx.from_main(lambda: cached_teacher_targets(exp_dir / "teacher.pt", cfg, tokenizer, train_set, means,
+                                                        dev, log))
 
 
 def joined_utterances(cfg: RunConfig, train_set: list, tokenizer, exp_dir: Path, ctx: DistContext,
