@@ -9,7 +9,10 @@ recognizer on a 2-core CPU (RTF 0.0065 against 0.0057), so it is not used.
 The Segmenter cuts in the middle of every pause of at least `min_pause` seconds, so a cut
 never falls inside a word; a stretch of speech longer than `max_seconds` without such a
 pause is cut in its longest pause (or, without any, at its quietest frame), so no segment
-exceeds `max_seconds`. Segments that hold no speech frame at all are dropped. Every sample
+exceeds `max_seconds`. A lone speech frame (`max_blip`, 30 ms: a click, a breath, a noise
+burst) does not break a pause: the energy rule marks many such frames in the silence between
+utterances, and ignoring them found 100 rather than 89 of the 110 utterance boundaries of AN4
+dev joined into one recording. Segments that hold no speech frame at all are dropped. Every sample
 of the input belongs to at most one segment, and each keeps its offset in the stream.
 """
 
@@ -22,6 +25,7 @@ from typing import Iterator
 import numpy as np
 
 FRAME_SECONDS = 0.03  # WebRTC VAD takes 10, 20 or 30 ms frames
+BLIP_SECONDS = 0.03  # speech this short between silent frames does not end a pause
 
 
 @dataclass
@@ -86,7 +90,7 @@ class Segmenter:
     """
 
     def __init__(self, sample_rate: int = 16000, max_seconds: float = 20.0, min_pause: float = 0.5,
-                 margin: float = 0.25, vad: str = "auto"):
+                 margin: float = 0.25, vad: str = "auto", max_blip: float = BLIP_SECONDS):
         if max_seconds < 1.0 or not 0 < min_pause < max_seconds or margin < 0:
             raise ValueError("need max_seconds >= 1, 0 < min_pause < max_seconds and margin >= 0")
         self.rate = sample_rate
@@ -94,18 +98,21 @@ class Segmenter:
         self.max_frames = int(max_seconds / FRAME_SECONDS)
         self.min_pause_frames = max(1, int(round(min_pause / FRAME_SECONDS)))
         self.margin_frames = int(round(margin / FRAME_SECONDS))
+        self.blip_frames = int(round(max_blip / FRAME_SECONDS))
         self.vad = make_vad(vad, sample_rate)
         self.start = 0  # stream position of buffer[0]
         self.buffer = np.zeros(0, dtype=np.float32)  # audio not yet in a finished segment
-        self.flags: list[bool] = []  # speech flag of each whole frame of the buffer
+        self.raw: list[bool] = []  # the VAD's verdict on each whole frame of the buffer
+        self.flags: list[bool] = []  # the same, blips in pauses counted as silence
         self.energies: list[float] = []
 
     def feed(self, samples: np.ndarray) -> list[AudioSegment]:
         self.buffer = np.concatenate([self.buffer, np.asarray(samples, dtype=np.float32)])
-        while (len(self.flags) + 1) * self.frame <= len(self.buffer):
-            frame = self.buffer[len(self.flags) * self.frame:(len(self.flags) + 1) * self.frame]
-            self.flags.append(bool(self.vad(frame, self.rate)))
+        while (len(self.raw) + 1) * self.frame <= len(self.buffer):
+            frame = self.buffer[len(self.raw) * self.frame:(len(self.raw) + 1) * self.frame]
+            self.raw.append(bool(self.vad(frame, self.rate)))
             self.energies.append(float(np.mean(np.square(frame, dtype=np.float64))))
+        self.flags = without_blips(self.raw, self.blip_frames)
         out = []
         self._trim_leading_silence()
         while (pause := self._pause()) is not None or len(self.flags) > self.max_frames:
@@ -180,8 +187,28 @@ class Segmenter:
     def _drop(self, n_frames: int, n_samples: int | None = None) -> None:
         n_samples = n_frames * self.frame if n_samples is None else n_samples
         self.buffer = self.buffer[n_samples:]
-        self.flags, self.energies = self.flags[n_frames:], self.energies[n_frames:]
+        self.raw, self.flags, self.energies = self.raw[n_frames:], self.flags[n_frames:], self.energies[n_frames:]
         self.start += n_samples
+
+
+def without_blips(flags: list[bool], max_frames: int) -> list[bool]:
+    """The flags with each run of at most max_frames speech frames (a click, a breath, a noise
+    burst in a pause) counted as silence. A run at the start is taken to follow silence (the
+    buffer starts in a pause or at the start of the stream); one at the end counts as silence
+    until it grows longer, so that how the stream is cut into blocks changes nothing."""
+    out = list(flags)
+    i = 0
+    while i < len(out):
+        if not out[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(out) and out[j]:
+            j += 1
+        if j - i <= max_frames:
+            out[i:j] = [False] * (j - i)
+        i = j
+    return out
 
 
 def segment_audio(samples: np.ndarray, sample_rate: int = 16000, **kwargs) -> Iterator[AudioSegment]:

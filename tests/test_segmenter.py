@@ -93,3 +93,23 @@ def test_webrtc_vad_is_used_where_installed():
     assert isinstance(make_vad("auto", 16000), WebRtcVad)
     with pytest.raises(ValueError):
         make_vad("webrtc", 22050)
+
+
+def test_a_click_in_a_pause_does_not_join_the_speech_around_it():
+    audio, ranges = bursts([("p", 0.5), ("s", 1.5), ("p", 0.3), ("p", 0.3), ("s", 1.5), ("p", 0.5)])
+    frame = int(FRAME_SECONDS * RATE)
+    click = int(2.3 * RATE) // frame * frame  # one whole 30 ms frame, mid-pause
+    audio[click:click + frame] = 0.3
+    cut = list(segment_audio(audio, RATE, max_seconds=20.0, min_pause=0.4, vad="energy"))
+    joined = list(segment_audio(audio, RATE, max_seconds=20.0, min_pause=0.4, vad="energy", max_blip=0.0))
+    assert len(check(cut, ranges, 20.0)) == 2  # the 0.6 s pause still ends the first segment
+    assert len(check(joined, ranges, 20.0)) == 1  # as a speech frame, the click splits the pause in two
+
+
+def test_without_blips_keeps_speech_and_drops_lone_frames():
+    from asr.segmenter import without_blips
+
+    T, F = True, False
+    assert without_blips([F, T, F, T, T, F, T], 1) == [F, F, F, T, T, F, F]  # a lone frame at the end: not yet speech
+    assert without_blips([T, F, F, T, T, T], 2) == [F, F, F, T, T, T]
+    assert without_blips([T, F, T], 0) == [T, F, T]
