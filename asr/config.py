@@ -63,6 +63,11 @@ class AugmentConfig:
     # utterances of one speaker joined with natural pauses (asr.augment.concatenated_utterances).
     concat_fraction: float = 0.0
     concat_utterances: tuple[float, ...] = (2.0, 3.0)
+    # Each training utterance loses a random 0 to shift_seconds of its start (any number of
+    # samples, so any phase against the frame grid): audio to transcribe starts anywhere (a VAD
+    # segment, a stream, a user's cut), and a model trained only on files that start on their
+    # first sample is fragile there. Keep it below the corpus's shortest leading silence.
+    shift_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,9 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
     validate_augment(cfg.augment, where)
     if not (0 <= cfg.distill.weight <= 1 and cfg.distill.temperature > 0):
         raise AsrError(f"{where}: distill.weight must be in [0, 1] and distill.temperature > 0")
+    if cfg.distill.teachers and cfg.augment.shift_seconds > 0:
+        raise AsrError(f"{where}: augment.shift_seconds cannot be used with distill.teachers "
+                       "(the teachers' frames would no longer line up)")
     return cfg
 
 
@@ -262,6 +270,8 @@ def validate_augment(a: AugmentConfig, where: str) -> None:
             raise AsrError(f"{where}: augment.{name} must be [low, high] within [{low}, {high}], got {list(value)}")
     if not 0 <= a.concat_fraction <= 10 or len(a.concat_utterances) != 2 or not 2 <= a.concat_utterances[0] <= a.concat_utterances[1]:
         raise AsrError(f"{where}: augment.concat_fraction must be in [0, 10] and concat_utterances [low, high], low >= 2")
+    if not 0 <= a.shift_seconds <= 5:
+        raise AsrError(f"{where}: augment.shift_seconds must be in [0, 5]")
     if len(a.noise_weights) != 3 or min(a.noise_weights) < 0:
         raise AsrError(f"{where}: augment.noise_weights must be three odds >= 0 (coloured, babble, noise_dir)")
     if a.rir_bank < 1:

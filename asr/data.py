@@ -13,7 +13,7 @@ from asr.audio import load_audio
 from asr.augment import WaveAugmenter
 from asr.errors import AudioError
 from asr.config import AugmentConfig, FeatureConfig
-from asr.features import FeatureStats, batch_log_mel, log_mel, reflect_pad, spec_augment, spec_augment_batch, speed_perturb
+from asr.features import FeatureStats, batch_log_mel, log_mel, min_samples, reflect_pad, spec_augment, spec_augment_batch, speed_perturb
 from asr.manifest import Utterance
 from asr.tokenizer import Tokenizer
 
@@ -173,6 +173,8 @@ class SpeechDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> Example:
         utt = self.utts[i]
         wave = load_utterance(utt, self.feat_cfg)
+        if self.augment is not None and self.augment.shift_seconds > 0:
+            wave = random_start(wave, self.augment.shift_seconds, self.feat_cfg)
         factor = 1.0
         if self.augment is not None and self.augment.speed_factors:
             factor = random.choice(self.augment.speed_factors)
@@ -199,6 +201,13 @@ class SpeechDataset(torch.utils.data.Dataset):
     def frame_counts(self) -> list[int]:
         """Approximate feature frames of each utterance, from manifest durations."""
         return [int(u.duration * 1000 / self.feat_cfg.hop_ms) + 1 for u in self.utts]
+
+
+def random_start(wave: torch.Tensor, max_seconds: float, feat_cfg: FeatureConfig) -> torch.Tensor:
+    """`wave` without a random 0 to max_seconds of its start (augment.shift_seconds), never
+    shorter than the features need."""
+    most = min(int(max_seconds * feat_cfg.sample_rate), wave.shape[-1] - min_samples(feat_cfg))
+    return wave[random.randint(0, most):] if most > 0 else wave
 
 
 def collate(examples: Sequence[Example]) -> Batch | WaveBatch:

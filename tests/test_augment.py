@@ -208,3 +208,39 @@ def test_wave_augmentation_waits_for_its_epoch(tmp_path):
     assert torch.equal(augmented[0].feats, clean[0].feats)
     augmented.set_epoch(3)
     assert not torch.equal(augmented[0].feats, clean[0].feats)
+
+
+def test_shift_drops_a_random_start_of_at_most_shift_seconds():
+    from asr.data import random_start
+    from asr.features import min_samples
+
+    feat = load_config().features
+    wave = torch.arange(RATE, dtype=torch.float32)  # sample i holds i: what is left shows the cut
+    firsts = [int(random_start(wave, 0.15, feat)[0]) for _ in range(300)]
+    assert min(firsts) >= 0 and max(firsts) <= int(0.15 * RATE)
+    assert len(set(firsts)) > 200 and max(firsts) > 0.1 * RATE  # any sample, across the range
+    short = torch.zeros(min_samples(feat) + 10)
+    assert all(len(random_start(short, 0.15, feat)) >= min_samples(feat) for _ in range(50))
+    assert torch.equal(random_start(wave, 0.0, feat), wave)
+
+
+def test_shift_applies_to_training_examples_only_when_set(tmp_path):
+    from asr.data import SpeechDataset
+    from asr.features import FeatureStats
+    from asr.tokenizer import CharTokenizer
+
+    aug = augmenter(tmp_path)
+    args = (aug.babble_pool, CharTokenizer.build(["A"]), load_config().features, FeatureStats(torch.zeros(80), torch.ones(80)))
+    plain = AugmentConfig(n_freq_masks=0, n_time_masks=0)
+    full = SpeechDataset(*args, augment=plain)[0].feats.shape[0]
+    shifted = SpeechDataset(*args, augment=dataclasses.replace(plain, shift_seconds=0.5))
+    lengths = {shifted[0].feats.shape[0] for _ in range(20)}
+    assert max(lengths) <= full and min(lengths) < full and len(lengths) > 1
+    assert {SpeechDataset(*args, augment=plain)[0].feats.shape[0] for _ in range(5)} == {full}
+
+
+def test_shift_is_refused_out_of_range_and_with_teachers():
+    with pytest.raises(AsrError, match="augment.shift_seconds must be in"):
+        load_config(None, ["augment.shift_seconds=-0.1"])
+    with pytest.raises(AsrError, match="cannot be used with distill.teachers"):
+        load_config(None, ["augment.shift_seconds=0.1", "distill.teachers=[a.pt]"])
