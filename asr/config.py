@@ -64,9 +64,9 @@ class AugmentConfig:
     concat_fraction: float = 0.0
     concat_utterances: tuple[float, ...] = (2.0, 3.0)
     # Each training utterance loses a random 0 to shift_seconds of its start (any number of
-    # samples, so any phase against the frame grid): audio to transcribe starts anywhere (a VAD
-    # segment, a stream, a user's cut), and a model trained only on files that start on their
-    # first sample is fragile there. Keep it below the corpus's shortest leading silence.
+    # samples, so any phase against the frame grid), for audio that starts anywhere: a VAD
+    # segment, a stream, a user's cut. Keep it below the corpus's shortest leading silence.
+    # On AN4 (0.15 s, three seeds) it did not help; see recipes/an4/RESULTS.md, "Long recordings".
     shift_seconds: float = 0.0
 
 
