@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Iterator
 
 import numpy as np
@@ -196,18 +197,10 @@ def without_blips(flags: list[bool], max_frames: int) -> list[bool]:
     burst in a pause) counted as silence. A run at the start is taken to follow silence (the
     buffer starts in a pause or at the start of the stream); one at the end counts as silence
     until it grows longer, so that how the stream is cut into blocks changes nothing."""
-    out = list(flags)
-    i = 0
-    while i < len(out):
-        if not out[i]:
-            i += 1
-            continue
-        j = i
-        while j < len(out) and out[j]:
-            j += 1
-        if j - i <= max_frames:
-            out[i:j] = [False] * (j - i)
-        i = j
+    out: list[bool] = []
+    for speech, run in groupby(flags):
+        n = len(list(run))
+        out += [speech and n > max_frames] * n
     return out
 
 
