@@ -132,6 +132,10 @@ class DecodeConfig:
     max_segment_seconds: float = 20.0
     min_pause: float = 0.5
     vad: str = "auto"
+    # Test-time shift averaging (asr/shifts.py): the model runs on copies of the audio delayed by
+    # these many milliseconds, and the mean of their token probabilities is decoded. (0,) is one
+    # plain pass; each more shift costs one more forward pass. Training's dev scoring never shifts.
+    shifts_ms: tuple[float, ...] = (0.0,)
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,8 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
     d = cfg.decode
     if not (d.max_segment_seconds >= 1 and 0 < d.min_pause < d.max_segment_seconds):
         raise AsrError(f"{where}: need decode.max_segment_seconds >= 1 and 0 < decode.min_pause < max_segment_seconds")
+    if not (1 <= len(d.shifts_ms) <= 16 and all(0 <= ms <= 100 for ms in d.shifts_ms)):
+        raise AsrError(f"{where}: decode.shifts_ms must hold 1 to 16 delays within [0, 100] ms, got {list(d.shifts_ms)}")
     if cfg.tokenizer.character_coverage > 1:
         raise AsrError(f"{where}: tokenizer.character_coverage must be in (0, 1]")
     validate_augment(cfg.augment, where)

@@ -15,6 +15,7 @@ from asr.errors import AudioError
 from asr.config import AugmentConfig, FeatureConfig
 from asr.features import FeatureStats, batch_log_mel, log_mel, min_samples, reflect_pad, spec_augment, spec_augment_batch, speed_perturb
 from asr.manifest import Utterance
+from asr.shifts import delayed
 from asr.tokenizer import Tokenizer
 
 
@@ -159,6 +160,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.waves_only = waves_only
         self.teacher_targets = teacher_targets or {}
         self.epoch = 1
+        self.delay = 0  # samples reflected in front of each waveform (asr.shifts, decoding only)
         if feat_cfg.mean_norm == "speaker" and means is None:
             factors = augment.speed_factors if augment is not None and augment.speed_factors else (1.0,)
             means = speaker_means(self.utts, feat_cfg, factors)
@@ -172,7 +174,7 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> Example:
         utt = self.utts[i]
-        wave = load_utterance(utt, self.feat_cfg)
+        wave = delayed(load_utterance(utt, self.feat_cfg), self.delay)
         if self.augment is not None and self.augment.shift_seconds > 0:
             wave = random_start(wave, self.augment.shift_seconds, self.feat_cfg)
         factor = 1.0

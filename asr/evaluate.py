@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import tempfile
@@ -22,15 +23,30 @@ from asr.manifest import Utterance
 from asr.model import AcousticModel, ctc_loss_sum
 from asr.report import write_report
 from asr.scoring import Summary, score
+from asr.shifts import average_copies, shift_samples
 
 Emissions = dict[str, torch.Tensor]  # utterance id -> log-probabilities (T', V) on the CPU (or MemberLogProbs)
 
 
-@torch.no_grad()
 def compute_emissions(
-    model: AcousticModel, dataset: SpeechDataset, device: torch.device, max_frames: int = 20000
+    model: AcousticModel, dataset: SpeechDataset, device: torch.device, max_frames: int = 20000,
+    delays: Sequence[int] = (0,),
 ) -> tuple[Emissions, float]:
-    """Run the model over every utterance: log-probs by id, and the mean CTC loss per utterance."""
+    """Run the model over every utterance: log-probs by id, and the mean CTC loss per utterance.
+    With several `delays` (samples, asr.shifts), the model runs over each delayed copy and the
+    log-probs are their per-frame mean probability; the loss is the copies' mean."""
+    runs = []
+    for delay in delays:
+        shifted = copy.copy(dataset)
+        shifted.delay = delay
+        runs.append(_emissions(model, shifted, device, max_frames))
+    emissions = {uid: average_copies([e[uid] for e, _ in runs]) for uid in runs[0][0]}
+    return emissions, sum(loss for _, loss in runs) / len(runs)
+
+
+@torch.no_grad()
+def _emissions(model: AcousticModel, dataset: SpeechDataset, device: torch.device,
+               max_frames: int) -> tuple[Emissions, float]:
     model.eval()
     loader, _ = make_loader(dataset, max_frames, shuffle=False)
     emissions: Emissions = {}
@@ -53,11 +69,16 @@ def decode_emissions(decoder, emissions: Emissions) -> dict[str, Hypothesis]:
 
 
 def decode_dataset(
-    model: AcousticModel, dataset: SpeechDataset, decoder, device: torch.device
+    model: AcousticModel, dataset: SpeechDataset, decoder, device: torch.device, delays: Sequence[int] = (0,)
 ) -> tuple[dict[str, Hypothesis], float]:
     """Decode every utterance; returns hypotheses by id and the mean CTC loss per utterance."""
-    emissions, loss = compute_emissions(model, dataset, device)
+    emissions, loss = compute_emissions(model, dataset, device, delays=delays)
     return decode_emissions(decoder, emissions), loss
+
+
+def bundle_delays(bundle: Bundle) -> tuple[int, ...]:
+    """The delays in samples of the bundle's test-time shift averaging (decode.shifts_ms)."""
+    return shift_samples(bundle.config.decode.shifts_ms, bundle.config.features.sample_rate)
 
 
 def is_sequence_ensemble(model) -> bool:
@@ -126,7 +147,7 @@ def decode_manifest(
     model = bundle.model.to(device)
     dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
     decoder = decoder or bundle_decoder(bundle, lm, lexicon, lexicon_free)
-    hyps, loss = decode_dataset(model, dataset, decoder, device)
+    hyps, loss = decode_dataset(model, dataset, decoder, device, bundle_delays(bundle))
     info = {"ctc_loss_per_utt": loss, "decode": to_dict(bundle.config.decode),
             "lm": str(lm) if lm else ("bundle" if bundle.lm_arpa else None)}
     if decoder.vocabulary is not None:

@@ -30,11 +30,12 @@ from asr.config import apply_overrides
 from asr.data import features_of
 from asr.device import pick_device
 from asr.errors import AsrError, AudioError, first_line
-from asr.evaluate import bundle_decoder, compute_emissions, decode_manifest
+from asr.evaluate import bundle_decoder, bundle_delays, compute_emissions, decode_manifest
 from asr.features import min_samples
 from asr.manifest import Utterance
 from asr.model import frame_log_probs
 from asr.segmenter import AudioSegment, Segmenter
+from asr.shifts import average_copies, delayed
 
 BLOCK_SECONDS = 30.0  # long files are read this much at a time
 MAX_BATCH_FRAMES = 20000  # feature frames per forward pass when decoding segments together
@@ -251,21 +252,23 @@ class Recognizer:
         """Decode segments in batches of similar length; returns (Segment, score) for each, in
         the order given. keep_empty: a segment too short for the model is an error (a whole
         recording), not a piece to skip. `sources` names each segment's file in errors."""
-        out = []
-        feats = []
+        delays = bundle_delays(self.bundle)
+        feats = []  # ((segment index, copy index), segment, features)
         for k, seg in enumerate(segments):
             where = (sources[k] if sources else source) or "<audio>"
             if len(seg.samples) < min_samples(self.bundle.config.features):
                 f = None
             else:
-                f = self.bundle.stats.normalize(features_of(torch.from_numpy(seg.samples), where,
-                                                            self.bundle.config.features))
+                f = self._features(seg.samples, where)
             if f is None or f.shape[0] < self.model.min_frames():
                 if keep_empty:
                     raise AudioError(f"{where}: audio too short to transcribe "
                                      f"({len(seg.samples) / self.sample_rate:.3f}s)")
                 continue
-            feats.append((k, seg, f))
+            feats += [((k, j), seg, f if d == 0 else self._features(delayed(seg.samples, d), where))
+                      for j, d in enumerate(delays)]
+        copies: dict[int, list] = {}  # segment index -> log-probs (T', V) of its copies so far
+        out = []
         for batch in _batches(feats, MAX_BATCH_FRAMES):
             lens = torch.tensor([f.shape[0] for _, _, f in batch])
             padded = torch.nn.utils.rnn.pad_sequence([f for _, _, f in batch], batch_first=True)
@@ -275,14 +278,20 @@ class Recognizer:
             with torch.no_grad():
                 log_probs, out_lens = self.model(padded.to(self.device), lens.to(self.device))
             log_probs, out_lens = log_probs.cpu(), out_lens.cpu()
-            for row, (k, seg, _) in enumerate(batch):
-                lp = log_probs[row:row + 1, :int(out_lens[row])]
-                hyp = self.decoder(lp, out_lens[row:row + 1])[0]
-                start, end = seg.seconds(self.sample_rate)
-                words = self.align(lp, hyp.text, start) if timestamps and hyp.text else []
-                out.append((k, Segment(round(start, 3), round(end, 3), hyp.text, words), hyp.score))
+            for row, ((k, _), seg, _) in enumerate(batch):
+                copies.setdefault(k, []).append(log_probs[row, :int(out_lens[row])])
+                if len(copies[k]) == len(delays):  # every copy of the segment is in: decode it
+                    lp = average_copies(copies.pop(k)).unsqueeze(0)  # (T', V) -> (1, T', V)
+                    hyp = self.decoder(lp, torch.tensor([lp.shape[1]]))[0]
+                    start, end = seg.seconds(self.sample_rate)
+                    words = self.align(lp, hyp.text, start) if timestamps and hyp.text else []
+                    out.append((k, Segment(round(start, 3), round(end, 3), hyp.text, words), hyp.score))
         out.sort(key=lambda item: item[0])
         return [(segment, score) for _, segment, score in out]
+
+    def _features(self, samples: np.ndarray, where: str) -> torch.Tensor:
+        return self.bundle.stats.normalize(features_of(torch.from_numpy(np.ascontiguousarray(samples)), where,
+                                                       self.bundle.config.features))
 
     def align(self, log_probs: torch.Tensor, text: str, offset: float = 0.0) -> list[WordSpan]:
         """Word times of `text` in log-probs (1, T', V) by CTC forced alignment, `offset` seconds on."""
@@ -308,7 +317,7 @@ class Recognizer:
         from asr.data import SpeechDataset
 
         dataset = SpeechDataset(utts, self.bundle.tokenizer, self.bundle.config.features, self.bundle.stats)
-        return compute_emissions(self.model, dataset, self.device)
+        return compute_emissions(self.model, dataset, self.device, delays=bundle_delays(self.bundle))
 
 
 class AudioTooLong(AudioError):

@@ -17,7 +17,7 @@ import torch
 from asr.checkpoint import load_bundle
 from asr.decoding import RescoringDecoder
 from asr.data import SpeechDataset
-from asr.evaluate import bundle_decoder, compute_emissions, decode_emissions, score_hypotheses
+from asr.evaluate import bundle_decoder, bundle_delays, compute_emissions, decode_emissions, score_hypotheses
 from asr.manifest import read_manifest
 from asr.recognizer import Recognizer
 
@@ -49,7 +49,7 @@ def main():
         # Built inside the timing: with features.mean_norm "speaker" it first reads every
         # utterance once for the speaker means.
         dataset = SpeechDataset(utts, bundle.tokenizer, bundle.config.features, bundle.stats)
-        emissions, _ = compute_emissions(bundle.model, dataset, device)
+        emissions, _ = compute_emissions(bundle.model, dataset, device, delays=bundle_delays(bundle))
         hyps = decode_emissions(decoder, emissions)
         batch_s = time.perf_counter() - t0
         wer = score_hypotheses(utts, hyps).wer
