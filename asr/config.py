@@ -80,6 +80,10 @@ class ModelConfig:
     hidden_size: int = 256  # per direction
     bidirectional: bool = True
     dropout: float = 0.2
+    # Intermediate CTC (Lee & Watanabe, 2021): an extra output layer after this recurrent layer
+    # (1 .. n_layers - 1; 0 = none) whose CTC loss, weighted by train.inter_ctc_weight, joins the
+    # training loss. Decoding uses the last layer only.
+    inter_ctc_layer: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class TrainConfig:
     # Compute log-mel features and SpecAugment in batches on the training device (a GPU)
     # instead of in the loader's workers, which then only read and perturb the audio.
     features_on_device: bool = False
+    # With model.inter_ctc_layer: loss = (1 - w) x the last layer's loss + w x the intermediate CTC loss.
+    inter_ctc_weight: float = 0.3
     # Batches whose gradients add up to one optimizer step (per rank): the effective batch is
     # max_batch_frames x ranks x accum_steps frames.
     accum_steps: int = 1
@@ -249,6 +255,8 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
         raise AsrError(f"{where}: model.subsampling_factor must be 2 or 4 with conv subsampling")
     if not 0 <= m.dropout < 1:
         raise AsrError(f"{where}: model.dropout must be in [0, 1)")
+    if not 0 <= m.inter_ctc_layer < m.n_layers or not 0 <= cfg.train.inter_ctc_weight < 1:
+        raise AsrError(f"{where}: model.inter_ctc_layer must be in [0, n_layers) and train.inter_ctc_weight in [0, 1)")
     d = cfg.decode
     if not (d.max_segment_seconds >= 1 and 0 < d.min_pause < d.max_segment_seconds):
         raise AsrError(f"{where}: need decode.max_segment_seconds >= 1 and 0 < decode.min_pause < max_segment_seconds")

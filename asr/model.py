@@ -100,15 +100,18 @@ class RecurrentStack(nn.Module):
             self.layers.append(dirs)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lens: torch.Tensor, first: int = 0, stop: int = -1) -> torch.Tensor:
+        """Layers first .. stop - 1 (all by default) over x."""
+        stop = len(self.layers) if stop < 0 else stop
         for i, dirs in enumerate(self.layers):
-            if i > 0:
-                x = self.dropout(x)
-            y, _ = dirs[0](x)  # (B, T, H_in) -> (B, T, H)
-            if self.bidirectional:
-                y_back, _ = dirs[1](reverse_padded(x, lens))
-                y = torch.cat([y, reverse_padded(y_back, lens)], dim=-1)  # -> (B, T, 2H)
-            x = y
+            if first <= i < stop:
+                if i > 0:
+                    x = self.dropout(x)
+                y, _ = dirs[0](x)  # (B, T, H_in) -> (B, T, H)
+                if self.bidirectional:
+                    y_back, _ = dirs[1](reverse_padded(x, lens))
+                    y = torch.cat([y, reverse_padded(y_back, lens)], dim=-1)  # -> (B, T, 2H)
+                x = y
         return x
 
 
@@ -132,6 +135,8 @@ class AcousticModel(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         n_dirs = 2 if cfg.bidirectional else 1
         self.output = nn.Linear(cfg.hidden_size * n_dirs, n_tokens)
+        # Intermediate CTC's output layer (model.inter_ctc_layer; training only, see WithIntermediate).
+        self.inter_output = nn.Linear(cfg.hidden_size * n_dirs, n_tokens) if cfg.inter_ctc_layer else None
 
     def min_frames(self) -> int:
         """Shortest input (in feature frames) that yields at least one output frame."""
@@ -147,6 +152,35 @@ class AcousticModel(nn.Module):
         y = self.rnn(self.dropout(x), lens)  # (B, T', H) -> (B, T', D*H)
         logits = self.output(self.dropout(y))  # (B, T', D*H) -> (B, T', V)
         return logits.float().log_softmax(dim=-1), lens
+
+    def forward_intermediate(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """forward's (log_probs, out_lens), plus the log-probs (B, T', V) of the intermediate
+        output layer after recurrent layer model.inter_ctc_layer (None without one). The same
+        computation as forward: the stack runs in two parts."""
+        k = self.cfg.inter_ctc_layer
+        if self.inter_output is None:
+            return (*self(feats, feat_lens), None)
+        x, lens = self.subsample(feats, feat_lens)  # (B, T, F) -> (B, T', H)
+        lens = lens.clamp(min=1, max=x.shape[1])
+        mid = self.rnn(self.dropout(x), lens, 0, k)  # layers 0 .. k-1 -> (B, T', D*H)
+        y = self.rnn(mid, lens, k)  # the rest
+        inter = self.inter_output(self.dropout(mid)).float().log_softmax(dim=-1)
+        return self.output(self.dropout(y)).float().log_softmax(dim=-1), lens, inter
+
+
+class WithIntermediate(nn.Module):
+    """The training view of an AcousticModel: forward gives (log_probs, out_lens, intermediate
+    log_probs or None). A module of its own so that DistributedDataParallel wraps the call
+    the loss needs, while AcousticModel.forward stays the one that decoding and export use."""
+
+    def __init__(self, model: AcousticModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor):
+        return self.model.forward_intermediate(feats, feat_lens)
 
 
 def init_forget_bias(lstm: nn.LSTM, value: float) -> None:

@@ -66,7 +66,7 @@ from asr.evaluate import decode_dataset, score_hypotheses
 from asr.features import FeatureStats
 from asr.lock import folder_lock
 from asr.manifest import Utterance
-from asr.model import AcousticModel, count_parameters, ctc_loss_sum
+from asr.model import AcousticModel, WithIntermediate, count_parameters, ctc_loss_sum
 from asr.scoring import Summary
 from asr.tokenizer import (
     CharTokenizer,
@@ -302,9 +302,9 @@ def restore_or_start(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, tc.warmup_steps, total_steps, tc.final_lr_ratio)
     )
-    net = model
+    net = WithIntermediate(model)  # forward -> (log_probs, out_lens, intermediate CTC's log_probs or None)
     if ctx.active:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     dev_share = list(dev_utts)[ctx.rank::ctx.world]
     run = RunState(cfg, exp_dir, dev, tokenizer, stats, model, net, optimizer, scheduler, loader, sampler, dev_utts,
                    SpeechDataset(dev_share, tokenizer, cfg.features, stats), autocast_dtype(tc.precision, dev),
@@ -405,12 +405,16 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
             with contextlib.nullcontext() if last or not ctx.active else run.net.no_sync():
                 feats, feat_lens = batch_on_device(run, batch, generator)
                 with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
-                    log_probs, out_lens = run.net(feats, feat_lens)
+                    log_probs, out_lens, inter = run.net(feats, feat_lens)
+                targets, target_lens = batch.targets.to(dev), batch.target_lens.to(dev)
                 if batch.teacher is None:
-                    loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
+                    loss = ctc_loss_sum(log_probs.float(), out_lens, targets, target_lens)
                 else:
-                    loss = distill_objective(log_probs, out_lens, batch.targets.to(dev), batch.target_lens.to(dev),
+                    loss = distill_objective(log_probs, out_lens, targets, target_lens,
                                              batch.teacher.to(dev), batch.teacher_lens, cfg.distill)
+                if inter is not None:  # intermediate CTC (model.inter_ctc_layer)
+                    w = cfg.train.inter_ctc_weight
+                    loss = (1 - w) * loss + w * ctc_loss_sum(inter, out_lens, targets, target_lens)
                 (loss * ctx.world / n_step).backward()
             loss_sum += float(loss.detach())
             n_utts += len(batch.ids)

@@ -105,3 +105,29 @@ def test_overfits_one_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_intermediate_ctc_output_rides_along_without_changing_the_model_output():
+    model = make("gru", True, "conv", 4, inter_ctc_layer=1)
+    feats, lens = torch.randn(2, 90, N_MELS, generator=torch.Generator().manual_seed(4)), torch.tensor([90, 70])
+    log_probs, out_lens = model(feats, lens)
+    full, full_lens, inter = model.forward_intermediate(feats, lens)
+    assert torch.equal(full, log_probs) and torch.equal(full_lens, out_lens)
+    assert inter.shape == log_probs.shape and torch.allclose(inter.exp().sum(-1), torch.ones(inter.shape[:2]))
+    assert not torch.allclose(inter, log_probs)
+    # its own output layer, fed by recurrent layer 1, not the last one
+    before = inter.clone()
+    with torch.no_grad():
+        model.rnn.layers[1][0].weight_hh_l0.add_(1.0)
+    assert torch.equal(model.forward_intermediate(feats, lens)[2], before)
+    assert make("gru", True, "conv", 4).forward_intermediate(feats, lens)[2] is None
+
+
+def test_intermediate_ctc_settings_are_checked():
+    from asr.config import load_config
+    from asr.errors import AsrError
+
+    with pytest.raises(AsrError, match="inter_ctc_layer"):
+        load_config(None, ["model.n_layers=2", "model.inter_ctc_layer=2"])
+    with pytest.raises(AsrError, match="inter_ctc_weight"):
+        load_config(None, ["model.n_layers=2", "model.inter_ctc_layer=1", "train.inter_ctc_weight=1.5"])

@@ -203,3 +203,20 @@ def test_training_with_joined_utterances(an4_prepared, tmp_path):
           progress=False, log=log.append)
     line = next(line for line in log if "joined utterances" in line)
     assert line.startswith("4 joined utterances") and (tmp_path / "concatenated" / "concatenated.jsonl").is_file()
+
+
+def test_intermediate_ctc_trains_its_output_layer_and_decodes_without_it(an4_prepared, tmp_path):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:8]
+    weights = {}
+    for w in (0.0, 0.5):
+        cfg = load_config(None, TINY + ["model.n_layers=2", "model.inter_ctc_layer=1", "train.epochs=1",
+                                        f"train.inter_ctc_weight={w}"])
+        train(cfg, utts, utts[:2], tmp_path / f"w{w}", progress=False, log=lambda _: None)
+        bundle = load_bundle(tmp_path / f"w{w}" / "model.pt")
+        weights[w] = {k: v.clone() for k, v in bundle.model.state_dict().items()}
+        with torch.no_grad():  # decoding runs the last layer only
+            assert len(bundle.model(torch.randn(1, 50, 80), torch.tensor([50]))) == 2
+    # the same seed and data: only the intermediate loss differs, and it moved its own output
+    # layer (not just weight decay) and the layers below
+    assert (weights[0.5]["inter_output.weight"] - weights[0.0]["inter_output.weight"]).abs().max() > 1e-3
+    assert not torch.allclose(weights[0.5]["rnn.layers.0.0.weight_hh_l0"], weights[0.0]["rnn.layers.0.0.weight_hh_l0"])
