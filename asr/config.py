@@ -82,7 +82,8 @@ class ModelConfig:
     dropout: float = 0.2
     # Intermediate CTC (Lee & Watanabe, 2021): an extra output layer after this recurrent layer
     # (1 .. n_layers - 1; 0 = none) whose CTC loss, weighted by train.inter_ctc_weight, joins the
-    # training loss. Decoding uses the last layer only.
+    # training loss (and the logged training loss). Decoding uses the last layer only; the bundle
+    # keeps the unused layer.
     inter_ctc_layer: int = 0
 
 
@@ -255,13 +256,17 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
         raise AsrError(f"{where}: model.subsampling_factor must be 2 or 4 with conv subsampling")
     if not 0 <= m.dropout < 1:
         raise AsrError(f"{where}: model.dropout must be in [0, 1)")
-    if not 0 <= m.inter_ctc_layer < m.n_layers or not 0 <= cfg.train.inter_ctc_weight < 1:
-        raise AsrError(f"{where}: model.inter_ctc_layer must be in [0, n_layers) and train.inter_ctc_weight in [0, 1)")
+    if not 0 <= m.inter_ctc_layer < m.n_layers:
+        raise AsrError(f"{where}: model.inter_ctc_layer must be in [0, model.n_layers), got {m.inter_ctc_layer}")
+    if not 0 <= cfg.train.inter_ctc_weight < 1:
+        raise AsrError(f"{where}: train.inter_ctc_weight must be in [0, 1), got {cfg.train.inter_ctc_weight}")
     d = cfg.decode
     if not (d.max_segment_seconds >= 1 and 0 < d.min_pause < d.max_segment_seconds):
         raise AsrError(f"{where}: need decode.max_segment_seconds >= 1 and 0 < decode.min_pause < max_segment_seconds")
-    if not (1 <= len(d.shifts_ms) <= 16 and all(0 <= ms <= 100 for ms in d.shifts_ms)):
-        raise AsrError(f"{where}: decode.shifts_ms must hold 1 to 16 delays within [0, 100] ms, got {list(d.shifts_ms)}")
+    frame_ms = cfg.features.hop_ms * m.subsampling_factor  # one output frame
+    if not (1 <= len(d.shifts_ms) <= 16 and all(0 <= ms < frame_ms for ms in d.shifts_ms)):
+        raise AsrError(f"{where}: decode.shifts_ms must hold 1 to 16 delays of at least 0 and under one output "
+                       f"frame ({frame_ms:g} ms), got {list(d.shifts_ms)}")
     if cfg.tokenizer.character_coverage > 1:
         raise AsrError(f"{where}: tokenizer.character_coverage must be in (0, 1]")
     validate_augment(cfg.augment, where)

@@ -23,7 +23,7 @@ from asr.manifest import Utterance
 from asr.model import AcousticModel, ctc_loss_sum
 from asr.report import write_report
 from asr.scoring import Summary, score
-from asr.shifts import average_copies, shift_samples
+from asr.shifts import fold_copy, shift_samples
 
 Emissions = dict[str, torch.Tensor]  # utterance id -> log-probabilities (T', V) on the CPU (or MemberLogProbs)
 
@@ -35,13 +35,17 @@ def compute_emissions(
     """Run the model over every utterance: log-probs by id, and the mean CTC loss per utterance.
     With several `delays` (samples, asr.shifts), the model runs over each delayed copy and the
     log-probs are their per-frame mean probability; the loss is the copies' mean."""
-    runs = []
-    for delay in delays:
+    if not delays:
+        raise ValueError("compute_emissions needs at least one delay (0: the audio as it is)")
+    emissions: Emissions = {}
+    loss = 0.0
+    for k, delay in enumerate(delays, start=1):
         shifted = copy.copy(dataset)
         shifted.delay = delay
-        runs.append(_emissions(model, shifted, device, max_frames))
-    emissions = {uid: average_copies([e[uid] for e, _ in runs]) for uid in runs[0][0]}
-    return emissions, sum(loss for _, loss in runs) / len(runs)
+        run, run_loss = _emissions(model, shifted, device, max_frames)
+        emissions = run if k == 1 else {uid: fold_copy(emissions[uid], lp, k) for uid, lp in run.items()}
+        loss += run_loss / len(delays)
+    return emissions, loss
 
 
 @torch.no_grad()

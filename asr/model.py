@@ -15,6 +15,7 @@ MemberLogProbs is the output type of an ensemble that keeps its members' outputs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -100,11 +101,11 @@ class RecurrentStack(nn.Module):
             self.layers.append(dirs)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, lens: torch.Tensor, first: int = 0, stop: int = -1) -> torch.Tensor:
-        """Layers first .. stop - 1 (all by default) over x."""
-        stop = len(self.layers) if stop < 0 else stop
+    def forward(self, x: torch.Tensor, lens: torch.Tensor, first: int = 0, stop: Optional[int] = None) -> torch.Tensor:
+        """Layers first .. stop - 1 over x (all of them by default)."""
+        last = len(self.layers) if stop is None else stop
         for i, dirs in enumerate(self.layers):
-            if first <= i < stop:
+            if first <= i < last:
                 if i > 0:
                     x = self.dropout(x)
                 y, _ = dirs[0](x)  # (B, T, H_in) -> (B, T, H)

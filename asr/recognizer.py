@@ -35,7 +35,7 @@ from asr.features import min_samples
 from asr.manifest import Utterance
 from asr.model import frame_log_probs
 from asr.segmenter import AudioSegment, Segmenter
-from asr.shifts import average_copies, delayed
+from asr.shifts import average_copies, delayed, mean_delay_seconds
 
 BLOCK_SECONDS = 30.0  # long files are read this much at a time
 MAX_BATCH_FRAMES = 20000  # feature frames per forward pass when decoding segments together
@@ -284,7 +284,9 @@ class Recognizer:
                     lp = average_copies(copies.pop(k)).unsqueeze(0)  # (T', V) -> (1, T', V)
                     hyp = self.decoder(lp, torch.tensor([lp.shape[1]]))[0]
                     start, end = seg.seconds(self.sample_rate)
-                    words = self.align(lp, hyp.text, start) if timestamps and hyp.text else []
+                    # the copies' frames are late by their delays: word times count from the mean one
+                    shift = mean_delay_seconds(delays, self.sample_rate)
+                    words = self.align(lp, hyp.text, start - shift) if timestamps and hyp.text else []
                     out.append((k, Segment(round(start, 3), round(end, 3), hyp.text, words), hyp.score))
         out.sort(key=lambda item: item[0])
         return [(segment, score) for _, segment, score in out]

@@ -123,6 +123,19 @@ def test_intermediate_ctc_output_rides_along_without_changing_the_model_output()
     assert make("gru", True, "conv", 4).forward_intermediate(feats, lens)[2] is None
 
 
+def test_intermediate_ctc_loss_reaches_only_the_layers_below_it():
+    model = make("gru", True, "conv", 4, inter_ctc_layer=1).train()
+    feats, lens = torch.randn(2, 90, N_MELS, generator=torch.Generator().manual_seed(5)), torch.tensor([90, 70])
+    _, out_lens, inter = model.forward_intermediate(feats, lens)
+    loss = torch.nn.functional.ctc_loss(inter.transpose(0, 1), torch.tensor([[3, 4], [5, 6]]), out_lens,
+                                        torch.tensor([2, 2]))
+    loss.backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    assert grads["inter_output.weight"].abs().sum() > 0 and grads["rnn.layers.0.0.weight_hh_l0"].abs().sum() > 0
+    assert grads["subsample.proj.weight"].abs().sum() > 0
+    assert all(grads[n] is None for n in grads if n.startswith(("rnn.layers.1.", "output.")))
+
+
 def test_intermediate_ctc_settings_are_checked():
     from asr.config import load_config
     from asr.errors import AsrError

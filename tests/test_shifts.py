@@ -67,11 +67,37 @@ def test_transcription_and_manifest_decoding_average_the_same_copies(tiny_model,
     emissions, _ = rec.emissions([Utterance("u", str(path), 2.1, "ABC", "spk")])  # asr evaluate / tune
     assert torch.allclose(emissions["u"], expected, atol=1e-5)
     batch = rec.transcribe_batch([path, audio])
-    assert [t.text for t in batch] == [want.text] * 2
+    assert [(t.text, round(t.score, 4)) for t in batch] == [(want.text, round(want.score, 4))] * 2
+
+
+def test_copies_of_a_segment_in_different_forward_passes(tiny_model, monkeypatch):  # noqa: F811
+    """With forward passes too small for all copies at once, each segment still averages its
+    own copies, and every segment comes out in order."""
+    import asr.recognizer
+
+    rec = asr.load_model(tiny_model, device="cpu", shifts_ms=[0, 5, 10])
+    waves = [bursts([("p", 0.2), ("s", s), ("p", 0.2)], seed=k)[0] for k, s in enumerate((1.2, 0.6, 2.0, 0.9))]
+    want = []
+    for wave in waves:
+        lp = by_hand(rec, wave, (0, 80, 160))
+        want.append(GreedyDecoder(rec.bundle.tokenizer)(lp[None], torch.tensor([lp.shape[0]]))[0])
+    monkeypatch.setattr(asr.recognizer, "MAX_BATCH_FRAMES", 300)  # one or two copies per pass
+    got = rec.transcribe_batch(waves)
+    assert [(t.text, round(t.score, 4)) for t in got] == [(w.text, round(w.score, 4)) for w in want]
+
+
+def test_word_times_count_from_the_mean_delay(tiny_model):  # noqa: F811
+    audio, _ = bursts([("p", 0.3), ("s", 1.5), ("p", 0.3)], seed=5)
+    rec = asr.load_model(tiny_model, device="cpu", shifts_ms=[0, 5, 10])
+    lp = by_hand(rec, audio, (0, 80, 160))[None]
+    t = rec.transcribe(audio, timestamps=True)
+    assert t.words  # the random tiny model says something here
+    assert [(w.word, w.start, w.end) for w in t.words] == [(w.word, w.start, w.end) for w in rec.align(lp, t.text, -0.005)]
+    assert t.words != rec.align(lp, t.text)  # the 5 ms show (times are kept to 1 ms)
 
 
 def test_shifts_are_checked(tiny_model):  # noqa: F811
-    for bad in ("[]", "[0, 200]", "[-5]"):
+    for bad in ("[]", "[0, 200]", "[-5]", "[0, 40]"):  # 40 ms: one whole output frame of the tiny model
         with pytest.raises(AsrError, match="shifts_ms"):
             asr.load_model(tiny_model, shifts_ms=bad)
     assert math.isclose(asr.load_model(tiny_model, shifts_ms="[0, 2.5]").bundle.config.decode.shifts_ms[1], 2.5)
