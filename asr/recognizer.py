@@ -253,6 +253,8 @@ class Recognizer:
         the order given. keep_empty: a segment too short for the model is an error (a whole
         recording), not a piece to skip. `sources` names each segment's file in errors."""
         delays = bundle_delays(self.bundle)
+        # the copies' frames are late by their delays: word times count from the mean one
+        shift = mean_delay_seconds(delays, self.sample_rate)
         feats = []  # ((segment index, copy index), segment, features)
         for k, seg in enumerate(segments):
             where = (sources[k] if sources else source) or "<audio>"
@@ -284,8 +286,6 @@ class Recognizer:
                     lp = average_copies(copies.pop(k)).unsqueeze(0)  # (T', V) -> (1, T', V)
                     hyp = self.decoder(lp, torch.tensor([lp.shape[1]]))[0]
                     start, end = seg.seconds(self.sample_rate)
-                    # the copies' frames are late by their delays: word times count from the mean one
-                    shift = mean_delay_seconds(delays, self.sample_rate)
                     words = self.align(lp, hyp.text, start - shift) if timestamps and hyp.text else []
                     out.append((k, Segment(round(start, 3), round(end, 3), hyp.text, words), hyp.score))
         out.sort(key=lambda item: item[0])
