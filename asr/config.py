@@ -108,6 +108,10 @@ class TrainConfig:
     features_on_device: bool = False
     # With model.inter_ctc_layer: loss = (1 - w) x the last layer's loss + w x the intermediate CTC loss.
     inter_ctc_weight: float = 0.3
+    # Consistency-regularized CTC (asr/consistency.py): each utterance twice per step under two
+    # SpecAugment draws, plus this weight x the KL divergence between the two views' outputs.
+    # 0 = off. A step then costs about twice as much (halve max_batch_frames to keep it).
+    cr_ctc_weight: float = 0.0
     # Batches whose gradients add up to one optimizer step (per rank): the effective batch is
     # max_batch_frames x ranks x accum_steps frames.
     accum_steps: int = 1
@@ -260,6 +264,10 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
         raise AsrError(f"{where}: model.inter_ctc_layer must be in [0, model.n_layers), got {m.inter_ctc_layer}")
     if not 0 <= cfg.train.inter_ctc_weight < 1:
         raise AsrError(f"{where}: train.inter_ctc_weight must be in [0, 1), got {cfg.train.inter_ctc_weight}")
+    if not 0 <= cfg.train.cr_ctc_weight <= 100:
+        raise AsrError(f"{where}: train.cr_ctc_weight must be in [0, 100], got {cfg.train.cr_ctc_weight}")
+    if cfg.train.cr_ctc_weight > 0 and cfg.distill.teachers:
+        raise AsrError(f"{where}: train.cr_ctc_weight cannot be used with distill.teachers")
     d = cfg.decode
     if not (d.max_segment_seconds >= 1 and 0 < d.min_pause < d.max_segment_seconds):
         raise AsrError(f"{where}: need decode.max_segment_seconds >= 1 and 0 < decode.min_pause < max_segment_seconds")

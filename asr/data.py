@@ -141,6 +141,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         seed: int = 0,
         waves_only: bool = False,
         teacher_targets: dict[tuple[str, float], torch.Tensor] | None = None,
+        mask: bool = True,
     ):
         """`means`: speaker means (features.mean_norm "speaker"); computed from `utts` when
         not given, for every speed factor that augmentation uses. `wave_augmenter`: noise,
@@ -149,7 +150,8 @@ class SpeechDataset(torch.utils.data.Dataset):
         `waves_only`: items carry the (reflect-padded) waveform instead of features, for
         DeviceFrontend to turn into features and SpecAugment them in batches on the device.
         `teacher_targets`: (id, speed factor) -> teachers' log-probabilities (asr.distill),
-        given with each item."""
+        given with each item. `mask` False: no SpecAugment here (train.cr_ctc_weight masks the
+        batch in the training step, asr.consistency)."""
         self.utts = list(utts)
         self.tokenizer = tokenizer
         self.feat_cfg = feat_cfg
@@ -159,6 +161,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.waves_only = waves_only
         self.teacher_targets = teacher_targets or {}
+        self.mask = mask
         self.epoch = 1
         self.delay = 0  # samples reflected in front of each waveform (asr.shifts, decoding only)
         if feat_cfg.mean_norm == "speaker" and means is None:
@@ -196,7 +199,7 @@ class SpeechDataset(torch.utils.data.Dataset):
             except ValueError as e:
                 raise AudioError(f"{utt.where()}: {e}") from None
         feats = self.stats.normalize(features_of(wave, utt.where(), self.feat_cfg, mean))
-        if self.augment is not None:
+        if self.augment is not None and self.mask:
             feats = spec_augment(feats, self.augment)
         return Example(utt.id, feats, target, teacher=teacher)
 

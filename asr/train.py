@@ -57,6 +57,7 @@ from asr.data import (
     speaker_of,
     utterance_features,
 )
+from asr.consistency import consistency_loss, two_views
 from asr.decoding import GreedyDecoder
 from asr.device import autocast_dtype, pick_device
 from asr.distill import cached_teacher_targets, distill_objective
@@ -292,7 +293,7 @@ def restore_or_start(
                               load=functools.partial(load_utterance, feat_cfg=cfg.features), seed=tc.seed)
     train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means,
                                wave_augmenter=augmenter, seed=tc.seed, waves_only=tc.features_on_device,
-                               teacher_targets=targets)
+                               teacher_targets=targets, mask=tc.cr_ctc_weight == 0)
     loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs,
                                   ctx.rank, ctx.world, pin_memory=dev.type == "cuda")
     # Batches per epoch vary a little (length jitter, sorted first epochs): count them all,
@@ -309,7 +310,8 @@ def restore_or_start(
     run = RunState(cfg, exp_dir, dev, tokenizer, stats, model, net, optimizer, scheduler, loader, sampler, dev_utts,
                    SpeechDataset(dev_share, tokenizer, cfg.features, stats), autocast_dtype(tc.precision, dev),
                    count_parameters(model), ctx,
-                   DeviceFrontend(cfg.features, stats, cfg.augment) if tc.features_on_device else None)
+                   DeviceFrontend(cfg.features, stats, cfg.augment if tc.cr_ctc_weight == 0 else None)
+                   if tc.features_on_device else None)
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -379,7 +381,8 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
     """One pass over the training batches (the sampler's order for `epoch`).
 
     The loss is CTC's, or with distill.teachers (1 - weight) x CTC + weight x distillation
-    (asr.distill) for the utterances that have teacher targets.
+    (asr.distill) for the utterances that have teacher targets; with train.cr_ctc_weight, the
+    mean over two views of each utterance plus their consistency term (asr.consistency).
 
     An optimizer step takes train.accum_steps batches on every rank. Each batch's summed
     CTC loss is scaled by ranks / (utterances in the step over all ranks): with DDP averaging
@@ -404,9 +407,13 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
             last = k == len(group) - 1
             with contextlib.nullcontext() if last or not ctx.active else run.net.no_sync():
                 feats, feat_lens = batch_on_device(run, batch, generator)
+                targets, target_lens = batch.targets.to(dev), batch.target_lens.to(dev)
+                views = cfg.train.cr_ctc_weight > 0
+                if views:  # CR-CTC: every utterance twice, masked apart (asr.consistency)
+                    feats, feat_lens = two_views(feats, feat_lens, cfg.augment, generator)
+                    targets, target_lens = targets.repeat(2, 1), target_lens.repeat(2)
                 with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
                     log_probs, out_lens, inter = run.net(feats, feat_lens)
-                targets, target_lens = batch.targets.to(dev), batch.target_lens.to(dev)
                 if batch.teacher is None:
                     loss = ctc_loss_sum(log_probs.float(), out_lens, targets, target_lens)
                 else:
@@ -415,6 +422,8 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
                 if inter is not None:  # intermediate CTC (model.inter_ctc_layer)
                     w = cfg.train.inter_ctc_weight
                     loss = (1 - w) * loss + w * ctc_loss_sum(inter, out_lens, targets, target_lens)
+                if views:  # the mean over the two views, plus the consistency term
+                    loss = 0.5 * (loss + cfg.train.cr_ctc_weight * consistency_loss(log_probs, out_lens))
                 (loss * ctx.world / n_step).backward()
             loss_sum += float(loss.detach())
             n_utts += len(batch.ids)
