@@ -11,7 +11,8 @@ The loss of an utterance is
 so each view's token distributions are pulled toward the other's: the model learns to give the
 same frame-by-frame output whatever the masks hid, and, by the paper's account, less peaky
 distributions. A step costs about two forward and backward passes of its batch; halve
-train.max_batch_frames to keep the compute per step.
+train.max_batch_frames to keep the compute per step. (icefall also masks more time with it,
+about 2.5x; here the masks are augment's, unchanged.)
 
 SpecAugment then runs in the training step on the doubled batch (`two_views`), not in the
 loader's workers (SpeechDataset with mask=False) or the device frontend.
@@ -46,4 +47,4 @@ def consistency_loss(log_probs: torch.Tensor, out_lens: torch.Tensor) -> torch.T
     other = torch.roll(log_probs.detach(), n // 2, dims=0)  # row b <-> row B + b
     kl = torch.nn.functional.kl_div(log_probs, other, reduction="none", log_target=True).sum(-1)  # (2B, T)
     valid = torch.arange(log_probs.shape[1], device=log_probs.device)[None, :] < out_lens[:, None]
-    return (kl * valid).sum()
+    return kl.masked_fill(~valid, 0.0).sum()

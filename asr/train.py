@@ -372,7 +372,8 @@ def distributed_backend() -> str:
 
 @dataclass
 class EpochResult:
-    loss: float  # mean training loss per utterance (CTC, or with distill.teachers the mixed loss; over all ranks)
+    loss: float  # mean training loss per utterance (CTC, or the mixed loss of distill.teachers, intermediate
+    # CTC or CR-CTC, so not comparable with the dev loss then; over all ranks)
     audio_seconds: float  # over all ranks
     seconds: float
 
@@ -407,27 +408,11 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
             last = k == len(group) - 1
             with contextlib.nullcontext() if last or not ctx.active else run.net.no_sync():
                 feats, feat_lens = batch_on_device(run, batch, generator)
-                targets, target_lens = batch.targets.to(dev), batch.target_lens.to(dev)
-                views = cfg.train.cr_ctc_weight > 0
-                if views:  # CR-CTC: every utterance twice, masked apart (asr.consistency)
-                    feats, feat_lens = two_views(feats, feat_lens, cfg.augment, generator)
-                    targets, target_lens = targets.repeat(2, 1), target_lens.repeat(2)
-                with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
-                    log_probs, out_lens, inter = run.net(feats, feat_lens)
-                if batch.teacher is None:
-                    loss = ctc_loss_sum(log_probs.float(), out_lens, targets, target_lens)
-                else:
-                    loss = distill_objective(log_probs, out_lens, targets, target_lens,
-                                             batch.teacher.to(dev), batch.teacher_lens, cfg.distill)
-                if inter is not None:  # intermediate CTC (model.inter_ctc_layer)
-                    w = cfg.train.inter_ctc_weight
-                    loss = (1 - w) * loss + w * ctc_loss_sum(inter, out_lens, targets, target_lens)
-                if views:  # the mean over the two views, plus the consistency term
-                    loss = 0.5 * (loss + cfg.train.cr_ctc_weight * consistency_loss(log_probs, out_lens))
+                audio_s += float(feat_lens.sum()) * cfg.features.hop_ms / 1000
+                loss = batch_loss(run, batch, feats, feat_lens, generator)
                 (loss * ctx.world / n_step).backward()
             loss_sum += float(loss.detach())
             n_utts += len(batch.ids)
-            audio_s += float(feat_lens.sum()) * cfg.features.hop_ms / 1000
             bar.update(1)
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.train.grad_clip)
         run.optimizer.step()
@@ -439,6 +424,30 @@ def train_one_epoch(run: RunState, epoch: int, progress: bool = True) -> EpochRe
                         lr=f"{run.scheduler.get_last_lr()[0]:.1e}")
     bar.close()
     return EpochResult(ctx.sum(loss_sum) / max(ctx.sum(n_utts), 1), ctx.sum(audio_s), time.time() - t0)
+
+
+def batch_loss(run: RunState, batch, feats: torch.Tensor, feat_lens: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """The training loss of one batch, summed over its utterances (see train_one_epoch)."""
+    cfg, dev = run.cfg, run.device
+    targets, target_lens = batch.targets.to(dev), batch.target_lens.to(dev)
+    views = cfg.train.cr_ctc_weight > 0
+    if views:  # CR-CTC: every utterance twice, masked apart (asr.consistency)
+        feats, feat_lens = two_views(feats, feat_lens, cfg.augment, generator)
+        targets, target_lens = targets.repeat(2, 1), target_lens.repeat(2)
+    with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
+        log_probs, out_lens, inter = run.net(feats, feat_lens)
+    if batch.teacher is None:
+        loss = ctc_loss_sum(log_probs.float(), out_lens, targets, target_lens)
+    else:
+        loss = distill_objective(log_probs, out_lens, targets, target_lens,
+                                 batch.teacher.to(dev), batch.teacher_lens, cfg.distill)
+    if inter is not None:  # intermediate CTC (model.inter_ctc_layer)
+        w = cfg.train.inter_ctc_weight
+        loss = (1 - w) * loss + w * ctc_loss_sum(inter, out_lens, targets, target_lens)
+    if views:  # the mean over the two views, plus the consistency term
+        loss = 0.5 * (loss + cfg.train.cr_ctc_weight * consistency_loss(log_probs, out_lens))
+    return loss
 
 
 def batch_on_device(run: RunState, batch, generator: torch.Generator | None = None):

@@ -1,14 +1,20 @@
 """Consistency-regularized CTC (asr/consistency.py, train.cr_ctc_weight)."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from asr.checkpoint import build_model
 from asr.config import AugmentConfig, load_config
 from asr.consistency import consistency_loss, two_views
+from asr.data import SpeechDataset, utterance_features
 from asr.errors import AsrError
+from asr.features import FeatureStats
 from asr.manifest import read_manifest
-from asr.model import WithIntermediate
-from asr.train import train
+from asr.model import WithIntermediate, ctc_loss_sum
+from asr.tokenizer import CharTokenizer
+from asr.train import batch_loss, train
 
 TINY = ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4", "train.warmup_steps=2",
         "train.max_batch_frames=1500", "augment.speed_factors=[0.9, 1.1]"]
@@ -88,3 +94,34 @@ def test_cr_ctc_settings_are_checked():
         load_config(None, ["train.cr_ctc_weight=-1"])
     with pytest.raises(AsrError, match="distill.teachers"):
         load_config(None, ["train.cr_ctc_weight=0.2", "distill.teachers=a.pt"])
+
+
+def test_without_masks_in_the_loader_items_are_the_plain_features(an4_prepared):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:2]
+    cfg = load_config(None, ["augment.time_mask_ratio=0.5", "augment.n_time_masks=4"])
+    tok = CharTokenizer.build(u.text for u in utts)
+    stats = FeatureStats.compute(utterance_features(u, cfg.features) for u in utts)
+    plain = SpeechDataset(utts, tok, cfg.features, stats)
+    for mask, same in ((False, True), (True, False)):
+        data = SpeechDataset(utts, tok, cfg.features, stats, augment=cfg.augment, mask=mask)
+        assert torch.equal(data[0].feats, plain[0].feats) is same  # masked once, in the step, or here
+
+
+def test_batch_loss_is_the_views_mean_ctc_plus_half_the_weighted_kl_of_both_directions():
+    torch.manual_seed(0)
+    cfg = load_config(None, ["model.hidden_size=16", "model.n_layers=1", "model.conv_channels=4",
+                             "train.cr_ctc_weight=0.7", "augment.time_mask_ratio=0.3", "train.precision=fp32"])
+    model = build_model(cfg, 6).eval()  # no dropout: the views differ by their masks alone
+    run = SimpleNamespace(cfg=cfg, device=torch.device("cpu"), net=WithIntermediate(model), amp_dtype=None)
+    feats, lens = torch.randn(2, 60, cfg.features.n_mels), torch.tensor([60, 44])
+    targets, target_lens = torch.tensor([[1, 2, 3], [4, 5, 0]]), torch.tensor([3, 2])
+    batch = SimpleNamespace(targets=targets, target_lens=target_lens, teacher=None)
+    loss = batch_loss(run, batch, feats, lens, torch.Generator().manual_seed(3))
+
+    views, lens2 = two_views(feats, lens, cfg.augment, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        (a, a_lens), (b, b_lens) = (model(views[:2], lens2[:2]), model(views[2:], lens2[2:]))
+    ctc = 0.5 * (ctc_loss_sum(a, a_lens, targets, target_lens) + ctc_loss_sum(b, b_lens, targets, target_lens))
+    kl = sum((p.exp() * (p - q)).sum(-1)[:n].sum() + (q.exp() * (q - p)).sum(-1)[:n].sum()
+             for p, q, n in zip(a, b, a_lens.tolist()))
+    assert float(loss.detach()) == pytest.approx(float(ctc + 0.7 * 0.5 * kl), rel=1e-4)
