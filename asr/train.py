@@ -291,9 +291,10 @@ def restore_or_start(
         train_set = train_set + joined_utterances(cfg, train_set, tokenizer, exp_dir, ctx, log)
     augmenter = WaveAugmenter(cfg.augment, cfg.features.sample_rate, babble_pool=train_set,
                               load=functools.partial(load_utterance, feat_cfg=cfg.features), seed=tc.seed)
+    step_masks = tc.cr_ctc_weight > 0  # CR-CTC masks the doubled batch in the step (asr.consistency), not before
     train_data = SpeechDataset(train_set, tokenizer, cfg.features, stats, augment=cfg.augment, means=means,
                                wave_augmenter=augmenter, seed=tc.seed, waves_only=tc.features_on_device,
-                               teacher_targets=targets, mask=tc.cr_ctc_weight == 0)
+                               teacher_targets=targets, mask=not step_masks)
     loader, sampler = make_loader(train_data, tc.max_batch_frames, True, tc.seed, tc.num_workers, tc.sortagrad_epochs,
                                   ctx.rank, ctx.world, pin_memory=dev.type == "cuda")
     # Batches per epoch vary a little (length jitter, sorted first epochs): count them all,
@@ -310,7 +311,7 @@ def restore_or_start(
     run = RunState(cfg, exp_dir, dev, tokenizer, stats, model, net, optimizer, scheduler, loader, sampler, dev_utts,
                    SpeechDataset(dev_share, tokenizer, cfg.features, stats), autocast_dtype(tc.precision, dev),
                    count_parameters(model), ctx,
-                   DeviceFrontend(cfg.features, stats, cfg.augment if tc.cr_ctc_weight == 0 else None)
+                   DeviceFrontend(cfg.features, stats, None if step_masks else cfg.augment)
                    if tc.features_on_device else None)
     if state is not None:
         try:
