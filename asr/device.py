@@ -24,9 +24,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for train.precision on `device`, or None for float32.
 
     "auto": bf16 on a CUDA GPU that supports it, and on a CPU with native bf16 arithmetic
-    (oneDNN's bf16 path: AVX-512 or AMX). On the CPU, autocast runs the convolutions and linear
+    (AVX512-BF16 or AMX instructions). On the CPU, autocast runs the convolutions and linear
     layers in bf16 and keeps the recurrent layers and the CTC loss in float32; the AN4 model
-    trains about 1.6x faster that way on the 2-core AVX-512 machine (bench/train_throughput.py).
+    trains about 1.6x faster that way on a 2-core CPU with those instructions, and about 1.9x
+    slower on one with AVX-512 but without them, where oneDNN emulates bf16
+    (bench/train_throughput.py; README, "Training throughput").
     """
     if precision == "bf16":
         return torch.bfloat16
@@ -38,7 +40,12 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX tiles).
+
+    oneDNN's own check (torch.ops.mkldnn._is_mkldnn_bf16_supported) also says yes on plain
+    AVX-512, where bf16 is emulated and slower than float32."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        return bool(native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False

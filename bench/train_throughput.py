@@ -9,9 +9,9 @@ and device memory. One JSON line.
     torchrun --nproc-per-node 4 bench/train_throughput.py ...   # per-rank figures, summed on rank 0
 
 The loader, model, loss and optimizer are asr.train's own (restore_or_start, and the step of
-train_one_epoch): a step waits for its batch (data time), then runs the features on the
-device if train.features_on_device is set, forward, CTC loss, backward and the optimizer
-(model time, synchronized on CUDA). The first --warmup steps are
+train_one_epoch with its loss, batch_loss): a step waits for its batch (data time), then runs
+the features on the device if train.features_on_device is set, forward, the training loss,
+backward and the optimizer (model time, synchronized on CUDA). The first --warmup steps are
 not counted.
 """
 
@@ -70,8 +70,7 @@ def main() -> None:
     from asr import distributed
     from asr.config import load_config
     from asr.manifest import read_manifest
-    from asr.model import ctc_loss_sum
-    from asr.train import batch_on_device, restore_or_start
+    from asr.train import batch_loss, batch_on_device, restore_or_start
 
     ctx = distributed.from_environment()
     work = Path(tempfile.mkdtemp(prefix="asr-throughput-"))
@@ -80,8 +79,9 @@ def main() -> None:
     cfg = load_config(a.config, a.set + ["train.epochs=1000"])
     run = restore_or_start(cfg, utts, utts[:2], work / f"exp{ctx.rank}", False, a.device, False,
                            lambda s: None, ctx)
-    dev, net = run.device, run.net
-    net.train()
+    dev = run.device
+    run.net.train()
+    generator = torch.Generator().manual_seed(cfg.train.seed)  # device SpecAugment, as in training
     cuda = dev.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)
@@ -100,10 +100,8 @@ def main() -> None:
                 epoch += 1
                 break
             t1 = time.perf_counter()
-            feats, lens = batch_on_device(run, batch)
-            with torch.autocast(dev.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
-                log_probs, out_lens = net(feats, lens)
-            loss = ctc_loss_sum(log_probs.float(), out_lens, batch.targets.to(dev), batch.target_lens.to(dev))
+            feats, lens = batch_on_device(run, batch, generator)
+            loss = batch_loss(run, batch, feats, lens, generator)
             run.optimizer.zero_grad(set_to_none=True)
             (loss / len(batch.ids)).backward()
             torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.train.grad_clip)

@@ -30,6 +30,16 @@ def test_precision_picks_the_autocast_dtype():
     assert autocast_dtype("fp32", torch.device("cuda")) is None  # no CUDA call needed to say so
 
 
+@pytest.mark.parametrize("avx512_bf16, amx, want", [(False, False, None), (True, False, torch.bfloat16),
+                                                    (False, True, torch.bfloat16)])
+def test_auto_precision_on_cpu_needs_native_bf16(monkeypatch, avx512_bf16, amx, want):
+    # plain AVX-512 (oneDNN emulates bf16 there, about 1.9x slower than float32): float32
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert autocast_dtype("auto", torch.device("cpu")) is want
+
+
 def test_trainable_drops_unusable_utterances():
     tok = CharTokenizer.build(["AB"])
     utts = [Utterance("ok", "a", 1.0, "AB", "s"), Utterance("unknown", "a", 1.0, "ABC", "s"),
