@@ -28,7 +28,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     layers in bf16 and keeps the recurrent layers and the CTC loss in float32; the AN4 model
     trains about 1.6x faster that way on a 2-core CPU with those instructions, and about 1.9x
     slower on one with AVX-512 but without them, where oneDNN emulates bf16
-    (bench/train_throughput.py; README, "Training throughput").
+    (bench/train_throughput.py; README, "Distributed training").
     """
     if precision == "bf16":
         return torch.bfloat16
