@@ -17,8 +17,9 @@ from asr.config import AugmentConfig, FeatureConfig
 LOG_FLOOR = 1e-6  # added to the mel power before the log
 
 
-@lru_cache(maxsize=4)
-def _mel_transform(cfg: FeatureConfig) -> torchaudio.transforms.MelSpectrogram:
+@lru_cache(maxsize=8)
+def _mel_transform(cfg: FeatureConfig, device: str = "cpu") -> torchaudio.transforms.MelSpectrogram:
+    """The log-mel front end's transform, one per config and device (cached: never move it)."""
     return torchaudio.transforms.MelSpectrogram(
         sample_rate=cfg.sample_rate,
         n_fft=cfg.n_fft,
@@ -30,7 +31,7 @@ def _mel_transform(cfg: FeatureConfig) -> torchaudio.transforms.MelSpectrogram:
         pad_mode="reflect",
         norm="slaney",
         mel_scale="slaney",
-    )
+    ).to(device)
 
 
 def win_length(cfg: FeatureConfig) -> int:
@@ -171,9 +172,9 @@ def batch_log_mel(waves: torch.Tensor, wave_lens: torch.Tensor, cfg: FeatureConf
     """log_mel of a batch at once, on the batch's device: `waves` (B, N) holds reflect_pad'ed
     waveforms, zero-padded at the end; `wave_lens` their padded lengths. Returns (B, T, n_mels)
     features, zero beyond each utterance's frames, and the frame counts (those of log_mel)."""
-    mel = _mel_transform(cfg).to(waves.device)
+    mel = _mel_transform(cfg, str(waves.device))
     spec = torch.stft(waves.float(), cfg.n_fft, hop_length(cfg), win_length(cfg),
-                      mel.spectrogram.window.to(waves.device), center=False, return_complex=True)
+                      mel.spectrogram.window, center=False, return_complex=True)
     power = spec.abs().pow(2)  # (B, n_fft/2+1, T)
     feats = torch.log(mel.mel_scale(power) + LOG_FLOOR).transpose(1, 2)  # (B, n_mels, T) -> (B, T, n_mels)
     frame_lens = (wave_lens - 2 * (cfg.n_fft // 2)) // hop_length(cfg) + 1

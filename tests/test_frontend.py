@@ -7,7 +7,7 @@ import torch
 
 from asr.config import AugmentConfig, load_config
 from asr.data import DeviceFrontend, SpeechDataset, collate, speaker_means
-from asr.features import FeatureStats, spec_augment, spec_augment_batch
+from asr.features import FeatureStats, batch_log_mel, log_mel, reflect_pad, spec_augment, spec_augment_batch
 from asr.manifest import read_manifest
 from asr.tokenizer import CharTokenizer
 
@@ -30,6 +30,20 @@ def test_device_features_equal_the_loader_features(utts, mean_norm):
     assert torch.equal(lens, loader_path.feat_lens)
     torch.testing.assert_close(feats, loader_path.feats, atol=1e-4, rtol=1e-5)
     assert torch.equal(waves.targets, loader_path.targets)
+
+
+def test_batched_features_on_another_device_leave_the_cpu_front_end_on_the_cpu():
+    """Training with features on a GPU still computes log-mel on the CPU (statistics, dev
+    decoding): the batched path once moved the shared cached transform to its device, and the
+    next CPU log_mel failed ("stft input and window must be on the same device"). The meta
+    device stands in for CUDA here."""
+    cfg = load_config().features
+    wave = torch.randn(16000) * 0.1
+    before = log_mel(wave, cfg)
+    padded = reflect_pad(wave, cfg)
+    feats, _ = batch_log_mel(padded[None].to("meta"), torch.tensor([len(padded)]), cfg)
+    assert feats.device.type == "meta"
+    torch.testing.assert_close(log_mel(wave, cfg), before)
 
 
 def test_batched_spec_augment_draws_the_masks_spec_augment_draws():
