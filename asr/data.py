@@ -344,7 +344,8 @@ class DeviceFrontend:
     def __call__(self, batch: WaveBatch, device: torch.device,
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         waves = batch.waves.to(device, non_blocking=True)
-        feats, lens = batch_log_mel(waves, batch.wave_lens.to(device), self.cfg)  # (B, T, F), (B,)
+        feats, cpu_lens = batch_log_mel(waves, batch.wave_lens, self.cfg)  # (B, T, F), (B,) on the CPU
+        lens = cpu_lens.to(device, non_blocking=True)
         valid = (torch.arange(feats.shape[1], device=device)[None, :] < lens[:, None]).unsqueeze(-1)  # (B, T, 1)
         norm = self.cfg.mean_norm
         if norm == "utterance" or (norm == "speaker" and batch.means is None):
@@ -353,5 +354,5 @@ class DeviceFrontend:
             feats = feats - batch.means.to(device).unsqueeze(1)
         feats = (feats - self.stats.mean.to(device)) / self.stats.std.to(device) * valid  # padding stays 0
         if self.augment is not None:
-            feats = spec_augment_batch(feats, lens, self.augment, generator)
+            feats = spec_augment_batch(feats, cpu_lens, self.augment, generator)  # CPU lengths: no sync
         return feats, lens

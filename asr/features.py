@@ -108,6 +108,28 @@ class FeatureStats:
         return cls(mean, std)
 
 
+def spec_augment_masks(
+    n_t: int, n_f: int, cfg: AugmentConfig, generator: torch.Generator | None = None
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The (start, end) ranges of SpecAugment's frequency masks and time masks for (n_t, n_f)
+    features, drawn from `generator` in a fixed order (width, then start; frequency first)."""
+
+    def draw(high: int) -> int:
+        return int(torch.randint(0, max(high, 0) + 1, (1,), generator=generator))
+
+    freq, time = [], []
+    for _ in range(cfg.n_freq_masks):
+        width = draw(min(cfg.freq_mask_width, n_f))
+        start = draw(n_f - width)
+        freq.append((start, start + width))
+    max_t = min(cfg.time_mask_width, int(cfg.time_mask_ratio * n_t))
+    for _ in range(cfg.n_time_masks):
+        width = draw(max_t)
+        start = draw(n_t - width)
+        time.append((start, start + width))
+    return freq, time
+
+
 def spec_augment(
     feats: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -116,20 +138,11 @@ def spec_augment(
     Masked values are set to zero, the mean of normalized features.
     """
     out = feats.clone()
-    n_t, n_f = out.shape
-
-    def draw(high: int) -> int:
-        return int(torch.randint(0, max(high, 0) + 1, (1,), generator=generator))
-
-    for _ in range(cfg.n_freq_masks):
-        width = draw(min(cfg.freq_mask_width, n_f))
-        start = draw(n_f - width)
-        out[:, start : start + width] = 0.0
-    max_t = min(cfg.time_mask_width, int(cfg.time_mask_ratio * n_t))
-    for _ in range(cfg.n_time_masks):
-        width = draw(max_t)
-        start = draw(n_t - width)
-        out[start : start + width, :] = 0.0
+    freq, time = spec_augment_masks(out.shape[0], out.shape[1], cfg, generator)
+    for start, end in freq:
+        out[:, start:end] = 0.0
+    for start, end in time:
+        out[start:end, :] = 0.0
     return out
 
 
@@ -138,24 +151,23 @@ def spec_augment_batch(
 ) -> torch.Tensor:
     """spec_augment of each utterance of a padded batch (B, T, n_mels), on whatever device it
     is on: the masks are drawn utterance by utterance, in order, exactly as spec_augment draws
-    them for (lens[b], n_mels) features, so the same generator gives the same masks."""
-    out = feats.clone()
-    n_f = out.shape[2]
+    them for (lens[b], n_mels) features, so the same generator gives the same masks. The masks
+    are applied at once (one masked_fill, not a kernel per mask); `lens` on the CPU spares a
+    device synchronization."""
+    n_b, n_t, n_f = feats.shape
+    if n_b == 0:
+        return feats.clone()
+    freq, time = zip(*(spec_augment_masks(n, n_f, cfg, generator) for n in lens.tolist()))
+    dev = feats.device
 
-    def draw(high: int) -> int:
-        return int(torch.randint(0, max(high, 0) + 1, (1,), generator=generator))
+    def covered(ranges, size: int) -> torch.Tensor:  # (B, size): inside any of each utterance's ranges
+        r = torch.tensor(ranges, dtype=torch.long).reshape(n_b, len(ranges[0]), 2).to(dev)
+        i = torch.arange(size, device=dev).view(1, 1, -1)
+        return ((i >= r[..., :1]) & (i < r[..., 1:])).any(1)
 
-    for b, n_t in enumerate(lens.tolist()):
-        for _ in range(cfg.n_freq_masks):
-            width = draw(min(cfg.freq_mask_width, n_f))
-            start = draw(n_f - width)
-            out[b, :n_t, start : start + width] = 0.0
-        max_t = min(cfg.time_mask_width, int(cfg.time_mask_ratio * n_t))
-        for _ in range(cfg.n_time_masks):
-            width = draw(max_t)
-            start = draw(n_t - width)
-            out[b, start : start + width, :] = 0.0
-    return out
+    in_utt = torch.arange(n_t, device=dev)[None, :] < lens.to(dev)[:, None]  # (B, T)
+    zero = (covered(freq, n_f)[:, None, :] & in_utt[:, :, None]) | covered(time, n_t)[:, :, None]
+    return feats.masked_fill(zero, 0.0)
 
 
 def reflect_pad(wave: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
