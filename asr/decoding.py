@@ -130,7 +130,8 @@ class BeamSearchDecoder:
 
     def _hypothesis(self, h) -> Hypothesis:
         # flashlight counts frames from 1 (frame 0 is its virtual start): shift back.
-        keep = [(int(t), int(s) - 1) for t, s in zip(h.tokens, h.timesteps) if int(t) != self.tokenizer.blank_id]
+        blank = self.tokenizer.blank_id  # (lists: iterating the tensors element by element was slow)
+        keep = [(t, s - 1) for t, s in zip(h.tokens.tolist(), h.timesteps.tolist()) if t != blank]
         # The decoder brackets the output with word separators; drop them at the edges.
         if self.tokenizer.separator is not None:
             space = self.tokenizer.tokens.index(self.tokenizer.separator)
