@@ -34,6 +34,7 @@ from asr.errors import AsrError
 from asr.model import MemberLogProbs, count_parameters
 
 COMBINE_RULES = ("logprob", "prob", "sequence")
+SEARCH_SIZE = ("beam_size", "beam_threshold", "candidates")  # decode settings an ensemble keeps
 
 
 class Ensemble:
@@ -90,8 +91,10 @@ def is_sequence_ensemble(model) -> bool:
 
 
 def ensemble_bundle(paths: Sequence[str | Path], combine: str = "sequence") -> Bundle:
-    """One bundle of the models in `paths` (plain bundles; their decode settings, LM and
-    lexicon are dropped: the ensemble is tuned on its own)."""
+    """One bundle of the models in `paths` (plain bundles; their LM, lexicon and decode
+    settings are dropped, since the ensemble is tuned on its own, except the size of the
+    search, SEARCH_SIZE, which it takes from the first model: a recipe that narrows its beam
+    narrows its ensemble's too)."""
     if len(paths) < 2:
         raise AsrError(f"an ensemble needs at least two models (got {len(paths)})")
     if combine not in COMBINE_RULES:
@@ -113,6 +116,7 @@ def ensemble_bundle(paths: Sequence[str | Path], combine: str = "sequence") -> B
     members = [dataclasses.replace(b, config=dataclasses.replace(b.config, decode=DecodeConfig()), lm_arpa=None,
                                    lexicon=None) for b in bundles]
     model = Ensemble(members, combine)
-    config = dataclasses.replace(first.config, decode=DecodeConfig())
+    search = {name: getattr(first.config.decode, name) for name in SEARCH_SIZE}
+    config = dataclasses.replace(first.config, decode=DecodeConfig(**search))
     info = {"ensemble_of": [str(p) for p in paths], "combine": combine, "parameters": count_parameters(model)}
     return Bundle(config, first.tokenizer, identity_stats(config.features.n_mels), model.eval(), info)

@@ -136,6 +136,16 @@ def test_ensemble_bundle_round_trip_keeps_members_stats_and_decode_settings(tmp_
     assert isinstance(again.model, Ensemble) and len(again.model.members) == 2
 
 
+def test_an_ensemble_keeps_the_first_models_search_size_and_drops_its_tuned_settings(tmp_path):
+    a = save_tiny(tmp_path / "a.pt", ["decode.beam_size=8", "decode.candidates=5", "decode.beam_threshold=12",
+                                      "decode.lm_weight=0.3", "decode.method=beam", "decode.shifts_ms=[0,5]"])
+    b = save_tiny(tmp_path / "b.pt", seed=1)
+    decode = ensemble_bundle([a, b]).config.decode
+    assert (decode.beam_size, decode.candidates, decode.beam_threshold) == (8, 5, 12)
+    defaults = load_config().decode
+    assert (decode.lm_weight, decode.method, decode.shifts_ms) == (defaults.lm_weight, defaults.method, defaults.shifts_ms)
+
+
 def test_members_must_share_tokens_features_and_frame_rate(tmp_path):
     a = save_tiny(tmp_path / "a.pt")
     cases = [

@@ -22,7 +22,7 @@ from tests.sclite_tools import (
 TINY = """
 model: {rnn_type: gru, n_layers: 1, hidden_size: 32, conv_channels: 4}
 train: {epochs: 1, max_batch_frames: 20000}
-decode: {beam_size: 8}
+decode: {beam_size: 8, candidates: 5}
 """
 DECODES = ("decode_dev_greedy", "decode_test_greedy", "decode_dev_beam_lm", "decode_test_beam_lm")
 
