@@ -25,7 +25,9 @@ parse_recipe_args() {
   mkdir -p "$work"
 }
 
-# run_stage N NAME COMMAND...: run a stage once, timing it into WORK/stage_times.txt.
+# run_stage N NAME COMMAND...: run a stage once, timing it into WORK/stage_times.txt. A stage
+# that runs makes every later stage run again, except those listed in $independent_stages (a
+# caller's "10 11": stages that do not use this one's output).
 run_stage() {
   local n=$1 name=$2; shift 2
   if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 0; fi
@@ -34,7 +36,9 @@ run_stage() {
     return 0
   fi
   local m
-  for m in $(seq $((n + 1)) 19); do rm -f "$work"/.done."$m".*; done
+  for m in $(seq $((n + 1)) 19); do
+    case " ${independent_stages:-} " in *" $m "*) ;; *) rm -f "$work"/.done."$m".* ;; esac
+  done
   echo "== stage $n ($name)"
   local start
   start=$(date +%s)

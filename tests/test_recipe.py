@@ -107,7 +107,10 @@ def test_an4_recipe_ensemble_stages(recipe_run):
     assert bad.returncode == 2 and "--ensemble needs a number" in bad.stderr
     run = subprocess.run(cmd + ["--ensemble", "2"], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.count("already done, skipping") == 6  # stages 0-5 of the single model
+    # stages 0-5 and the recording conditions (10-11) of the single model: the ensemble's
+    # stages do not make those run again
+    assert run.stdout.count("already done, skipping") == 8
+    assert "== stage 11 (evaluate_conditions): already done, skipping" in run.stdout
     assert "seed: 2" in (work / "exp_seed2" / "config.yaml").read_text()
     from asr.checkpoint import load_bundle
 

@@ -51,7 +51,8 @@ fi
 # The LM sees the training transcripts only; LM weight and word score are tuned on dev.
 standard_stages an4
 if [ "$ensemble" -ge 2 ]; then
-  ensemble_stages "$ensemble" 6
+  # the single model's recording conditions (10-11) do not depend on the ensemble
+  independent_stages="10 11" ensemble_stages "$ensemble" 6
 fi
 condition_stages 10 "dev test" "$work/exp/model_lm.pt"
 if [ "$distill" = 1 ]; then
