@@ -41,7 +41,7 @@ class NgramModel:
     backoff: dict[Ngram, float]  # weight of the lower order for every seen context h
     discounts: list[tuple[float, float, float]]  # (D1, D2, D3+) per order 1..N
     _known: set[str] = field(init=False, repr=False)
-    _sentences: dict[tuple[str, ...], float] = field(init=False, repr=False)  # sentence_log10's memo
+    _sentences: dict[tuple[str, ...], float] = field(init=False, repr=False, compare=False)  # sentence_log10 memo
 
     def __post_init__(self):
         self._known = set(self.vocab)
