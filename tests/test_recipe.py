@@ -99,6 +99,7 @@ def test_an4_decodes_agree_with_sclite_and_sc_stats(recipe_run, capsys):
     assert capsys.readouterr().out == (tmp_path / "compare.txt").read_text()
 
 
+@pytest.mark.slow  # about 2.5 min on a 2-core CPU: `python -m pytest -m slow tests/test_recipe.py`
 def test_an4_recipe_ensemble_stages(recipe_run):
     tmp_path, cmd, env, first = recipe_run
     assert first.returncode == 0, first.stderr[-2000:]
