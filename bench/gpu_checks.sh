@@ -27,10 +27,10 @@ for prec in "" "--bf16"; do
     --repeats 10 2>&1 | tee -a "$OUT/rnn_layout.txt"
 done
 
-bench() {  # name, then train_throughput.py's arguments
+bench() {  # name, then train_throughput.py's arguments; $LAUNCH runs it (default: python)
   local name=$1; shift
   echo "== $name"
-  timeout 240 $PY bench/train_throughput.py --device cuda "$@" 2>&1 | tee "$OUT/$name.log" | tail -1 \
+  timeout 240 ${LAUNCH:-$PY} bench/train_throughput.py --device cuda "$@" 2>&1 | tee "$OUT/$name.log" | tail -1 \
     | tee -a "$OUT/throughput.jsonl"
 }
 # 4,000 utterances (about 12.8 h): one epoch holds the 45 steps, so no epoch start is timed.
@@ -40,9 +40,8 @@ bench 960h_worker_features --config recipes/librispeech/conf/train_960h.yaml --m
   --set train.features_on_device=false --set train.num_workers=12 --steps 40 --warmup 5
 bench 100h_device_features --config recipes/librispeech/conf/train_100h.yaml --manifest "$SYN/synthetic.jsonl" \
   --set train.features_on_device=true --set train.num_workers=12 --steps 40 --warmup 5
-echo "== torchrun, one process: the NCCL path of distributed training"
-timeout 180 $PY -m torch.distributed.run --nproc-per-node 1 bench/train_throughput.py --device cuda \
+# torchrun with one process: the NCCL path of distributed training
+LAUNCH="$PY -m torch.distributed.run --nproc-per-node 1" bench torchrun_nccl \
   --config recipes/librispeech/conf/train_960h.yaml --manifest "$SYN/synthetic.jsonl" \
-  --set train.features_on_device=true --set train.num_workers=12 --steps 20 --warmup 5 2>&1 \
-  | tee "$OUT/torchrun_nccl.log" | tail -1 | tee -a "$OUT/throughput.jsonl"
+  --set train.features_on_device=true --set train.num_workers=12 --steps 20 --warmup 5
 echo "== done"

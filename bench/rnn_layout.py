@@ -67,7 +67,7 @@ def main():
         out.float().sum().backward()
 
     t_packed, t_dense = timed(packed, a.repeats, dev), timed(dense, a.repeats, dev)
-    where = f"{dev}{' bf16' if a.bf16 else ''}" if dev.type == "cuda" else f"{a.threads} threads{' bf16' if a.bf16 else ''}"
+    where = (str(dev) if dev.type == "cuda" else f"{a.threads} threads") + (" bf16" if a.bf16 else "")
     print(f"{a.rnn} {a.layers}x{a.hidden} bi, batch {a.batch}x{a.frames}, {where}: "
           f"packed {t_packed * 1000:.0f} ms, dense {t_dense * 1000:.0f} ms, speed-up {t_packed / t_dense:.2f}x")
 
