@@ -5,7 +5,8 @@ Every layer sees only the valid frames of each utterance, so an utterance's outp
 same alone and inside a padded batch: convolutions use no padding, nothing uses batch
 statistics, and the recurrent layers run each direction on dense (unpacked) tensors, the
 backward one over each utterance reversed within its own length. Dense RNNs run 1.2x (GRU)
-to 1.8x (LSTM) faster than packed sequences on a 2-core CPU (bench/rnn_layout.py).
+to 1.8x (LSTM) faster than packed sequences on a 2-core CPU (bench/rnn_layout.py). On a CPU
+the two directions of a layer run at the same time, in two threads (asr.parallel_rnn).
 
 MemberLogProbs is the output type of an ensemble that keeps its members' outputs apart
 (asr.ensemble, combine "sequence"): decoders and the loss take it wherever they take a
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from asr.config import ModelConfig
+from asr.parallel_rnn import run_directions, use_parallel_directions
 
 
 class ConvSubsampling(nn.Module):
@@ -108,12 +110,27 @@ class RecurrentStack(nn.Module):
             if first <= i < last:
                 if i > 0:
                     x = self.dropout(x)
-                y, _ = dirs[0](x)  # (B, T, H_in) -> (B, T, H)
                 if self.bidirectional:
-                    y_back, _ = dirs[1](reverse_padded(x, lens))
+                    x_back = reverse_padded(x, lens)
+                    parallel = False
+                    if not torch.jit.is_scripting():  # TorchScript compiles no thread
+                        parallel = use_parallel_directions(x)
+                    if parallel:
+                        y, y_back = self._both_directions(i, x, x_back)
+                    else:
+                        y, _ = dirs[0](x)  # (B, T, H_in) -> (B, T, H)
+                        y_back, _ = dirs[1](x_back)
                     y = torch.cat([y, reverse_padded(y_back, lens)], dim=-1)  # -> (B, T, 2H)
+                else:
+                    y, _ = dirs[0](x)
                 x = y
         return x
+
+    @torch.jit.unused
+    def _both_directions(self, i, x, x_back):
+        # type: (int, Tensor, Tensor) -> Tuple[Tensor, Tensor]
+        """Layer i's two directions at the same time, each in a thread of its own (asr.parallel_rnn)."""
+        return run_directions(self.layers[i], x, x_back)
 
 
 class AcousticModel(nn.Module):
