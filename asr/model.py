@@ -69,6 +69,29 @@ class FrameStacking(nn.Module):
         return self.proj(x), lens // self.factor  # -> (B, T/k, H)
 
 
+class Dropout(nn.Module):
+    """nn.Dropout with its mask drawn from uniform numbers on a CPU. torch's CPU dropout draws
+    each element with bernoulli_, which took 29 ms forward + backward over a 2000 x 512 batch
+    with 2 threads against 10 ms this way (6-7% of an AN4 training step); elsewhere (CUDA's
+    fused kernel) it is torch's. The same distribution: each element kept with probability
+    1 - p and scaled by 1 / (1 - p); a different random stream than torch's."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return nn.functional.dropout(x, self.p, True)
+        keep = torch.rand_like(x, dtype=torch.float32).ge_(self.p)  # drawn in float32 under bf16 too
+        return x * keep.mul_(1.0 / (1.0 - self.p)).to(x.dtype)  # 0 or 1 / (1 - p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def reverse_padded(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
     """Reverse each sequence of (B, T, H) within its length; padding stays at the end.
 
@@ -101,7 +124,7 @@ class RecurrentStack(nn.Module):
                 for d in dirs:
                     init_forget_bias(d, 1.0)
             self.layers.append(dirs)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor, first: int = 0, stop: Optional[int] = None) -> torch.Tensor:
         """Layers first .. stop - 1 over x (all of them by default)."""
@@ -150,7 +173,7 @@ class AcousticModel(nn.Module):
         self.rnn = RecurrentStack(
             cfg.rnn_type, cfg.hidden_size, cfg.hidden_size, cfg.n_layers, cfg.bidirectional, cfg.dropout
         )
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         n_dirs = 2 if cfg.bidirectional else 1
         self.output = nn.Linear(cfg.hidden_size * n_dirs, n_tokens)
         # Intermediate CTC's output layer (model.inter_ctc_layer; training only, see WithIntermediate).

@@ -144,3 +144,24 @@ def test_intermediate_ctc_settings_are_checked():
         load_config(None, ["model.n_layers=2", "model.inter_ctc_layer=2"])
     with pytest.raises(AsrError, match="inter_ctc_weight"):
         load_config(None, ["model.n_layers=2", "model.inter_ctc_layer=1", "train.inter_ctc_weight=1.5"])
+
+
+def test_dropout_keeps_each_element_with_probability_one_minus_p_and_rescales():
+    from asr.model import Dropout
+
+    drop = Dropout(0.2).train()
+    x = torch.ones(1000, 1000, requires_grad=True)
+    torch.manual_seed(3)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.8) < 0.003  # 1e6 draws: sd 0.0004
+    assert torch.equal(torch.unique(y.detach()), torch.tensor([0.0, 1.25]))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient passes where the element was kept, scaled
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y)  # the same seed, the same mask
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert drop(x.detach().bfloat16()).dtype == torch.bfloat16
+    drop.eval()
+    assert drop(x) is x
+    assert Dropout(0.0).train()(x) is x
