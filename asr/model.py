@@ -4,9 +4,10 @@ Contract: forward(feats (B, T, F), feat_lens (B,)) -> (log_probs (B, T', V), out
 Every layer sees only the valid frames of each utterance, so an utterance's output is the
 same alone and inside a padded batch: convolutions use no padding, nothing uses batch
 statistics, and the recurrent layers run each direction on dense (unpacked) tensors, the
-backward one over each utterance reversed within its own length. Dense RNNs run 1.2x (GRU)
-to 1.8x (LSTM) faster than packed sequences on a 2-core CPU (bench/rnn_layout.py). On a CPU
-the two directions of a layer run at the same time, in two threads (asr.parallel_rnn).
+backward one over each utterance reversed within its own length. Dense RNNs ran 1.2x (GRU)
+to 1.8x (LSTM) faster than packed sequences on a 2-core CPU (bench/rnn_layout.py, before the
+next change). On a CPU the two directions of a layer now run at the same time, in two threads
+(asr.parallel_rnn; bench/rnn_layout.py times that unless ASR_PARALLEL_DIRECTIONS=0).
 
 MemberLogProbs is the output type of an ensemble that keeps its members' outputs apart
 (asr.ensemble, combine "sequence"): decoders and the loss take it wherever they take a
@@ -78,6 +79,8 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

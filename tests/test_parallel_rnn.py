@@ -5,6 +5,7 @@ autocast modes, with the process's thread count left as it was."""
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -71,26 +72,90 @@ def test_same_outputs_and_gradients_as_one_direction_after_the_other(rnn_type, t
 
 
 def test_frozen_parameters_and_an_input_without_gradient(two_threads, monkeypatch):
+    x, lens = inputs()
+    grads = {}
+    for parallel in ("0", "1"):
+        monkeypatch.setenv("ASR_PARALLEL_DIRECTIONS", parallel)
+        model = stack("gru")
+        for p in model.layers[0][1].parameters():
+            p.requires_grad_(False)
+        model(x, lens).pow(2).sum().backward()
+        grads[parallel] = [p.grad for p in model.parameters()]
+    assert sum(g is None for g in grads["1"]) == 4  # the frozen direction's four tensors
+    for a, b in zip(grads["1"], grads["0"]):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
+
+
+def test_a_hook_on_a_parameter_sees_its_gradient_once(two_threads, monkeypatch):
+    x, lens = inputs()
+    norms = {}
+    for parallel in ("0", "1"):
+        monkeypatch.setenv("ASR_PARALLEL_DIRECTIONS", parallel)
+        model = stack("gru")
+        calls = []
+        model.layers[0][1].weight_hh_l0.register_hook(lambda g: calls.append(1) or g * 2)
+        model(x, lens).pow(2).sum().backward()
+        assert len(calls) == 1
+        norms[parallel] = model.layers[0][1].weight_hh_l0.grad.norm()
+    torch.testing.assert_close(norms["1"], norms["0"])
+
+
+def test_higher_order_or_repeated_backward_passes_raise_clearly(two_threads, monkeypatch):
     monkeypatch.setenv("ASR_PARALLEL_DIRECTIONS", "1")
     model = stack("gru")
-    for p in model.layers[0][1].parameters():
-        p.requires_grad_(False)
     x, lens = inputs()
-    model(x, lens).sum().backward()
-    assert all(p.grad is None for p in model.layers[0][1].parameters())
-    assert all(p.grad is not None for p in model.layers[0][0].parameters())
-    assert all(p.grad is not None for p in model.layers[1].parameters())
+    x.requires_grad_(True)
+    loss = model(x, lens).pow(2).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="ASR_PARALLEL_DIRECTIONS=0"):
+        loss.backward()
+    (g,) = torch.autograd.grad(model(x, lens).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()  # once_differentiable: not silently zero second-order terms
+
+
+def test_activation_checkpointing_runs_the_directions_in_turn(two_threads, monkeypatch):
+    """Saved-tensor hooks do not reach the worker threads: under them the layer runs in turn,
+    with the same numbers."""
+    from torch.utils.checkpoint import checkpoint
+
+    monkeypatch.setenv("ASR_PARALLEL_DIRECTIONS", "1")
+    x, lens = inputs()
+    out = {}
+    for use_checkpoint in (False, True):
+        model = stack("gru")
+        xx = x.clone().requires_grad_(True)
+        y = checkpoint(model, xx, lens, use_reentrant=False) if use_checkpoint else model(xx, lens)
+        y.pow(2).sum().backward()
+        out[use_checkpoint] = (y.detach(), xx.grad)
+        if use_checkpoint:
+            assert "TwoDirectionsBackward" not in backward_nodes(y.grad_fn)
+    torch.testing.assert_close(out[True], out[False])
 
 
 def test_keeps_the_callers_modes(two_threads, monkeypatch):
     model = stack("gru")
     x, lens = inputs()
     monkeypatch.setenv("ASR_PARALLEL_DIRECTIONS", "1")
+    seen = []
+    hooks = [rnn.register_forward_pre_hook(
+        lambda *_: seen.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled())))
+        for dirs in model.layers for rnn in dirs]
     with torch.inference_mode():
         y = model(x, lens)
     assert y.is_inference() and not y.requires_grad
+    assert seen == [(False, True)] * 4  # two layers, two directions, each in a worker thread
+    seen.clear()
     with torch.no_grad():
         assert not model(x, lens).requires_grad
+    assert seen == [(False, False)] * 4
+    seen.clear()
+    model(x, lens)
+    assert seen == [(True, False)] * 4
+    for hook in hooks:
+        hook.remove()
     # bf16 input to float32 weights: only autocast makes the recurrent layers take it
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fast = model(x.bfloat16(), lens)
@@ -101,17 +166,23 @@ def test_keeps_the_callers_modes(two_threads, monkeypatch):
     torch.testing.assert_close(fast, slow)
 
 
-def test_the_worker_thread_runs_one_intra_op_thread(two_threads, monkeypatch):
+def test_the_worker_threads_run_one_intra_op_thread_and_the_callers_count_stays(two_threads, monkeypatch):
     monkeypatch.setenv("ASR_PARALLEL_DIRECTIONS", "1")
     model = stack("gru")
     model(*inputs())
 
     def count():
         torch.ones(1 << 20).exp_()  # a parallel op, after which the thread's count is settled
-        return torch.get_num_threads()
+        return torch.get_num_threads(), asr.parallel_rnn.use_parallel_directions(torch.zeros(1))
 
-    assert asr.parallel_rnn._worker().submit(count).result() == 1
+    counts = asr.parallel_rnn._both(lambda: count(), (), ())
+    assert counts == ((1, False), (1, False))  # one thread each; no threads from inside a worker
     assert torch.get_num_threads() == 2
+    seen = []
+    new_thread = threading.Thread(target=lambda: seen.append(count()[0]))
+    new_thread.start()
+    new_thread.join()
+    assert seen == [2]  # a thread started later gets the process's count
 
 
 def test_not_used_with_one_thread_or_off_the_cpu(two_threads, monkeypatch):
