@@ -4,8 +4,10 @@ asr's dense two-direction stack (asr.model.RecurrentStack), on a bucketed-like b
     python bench/rnn_layout.py [--threads 2] [--rnn lstm] [--hidden 256] [--batch 32] [--frames 100]
     python bench/rnn_layout.py --device cuda --bf16 --layers 5 --hidden 512 --batch 75 --frames 300
 
-On CUDA both run cuDNN kernels; the packed one runs the two directions in one call. Times are
-synchronized and the best of --repeats.
+On CUDA both run cuDNN kernels; the packed one runs the two directions in one call. On a CPU
+with 2 or more threads asr's stack runs its two directions at once, in two threads
+(asr.parallel_rnn); `ASR_PARALLEL_DIRECTIONS=0` times it one direction after the other. Times
+are synchronized and the best of --repeats.
 """
 
 import argparse
