@@ -17,8 +17,8 @@ gradient, once. Second derivatives (create_graph) and a second backward pass thr
 same graph (retain_graph) are not supported: they raise, naming the switch below.
 
 Used by asr.model.RecurrentStack when `use_parallel_directions` says so: on a CPU, with at
-least two intra-op threads, not while TorchScript scripts or traces the model, not inside a
-worker thread itself, not under saved-tensor hooks or dispatch modes (activation
+least two intra-op threads, not while TorchScript scripts (asr.model keeps that branch out of
+the script) or traces the model, not inside a worker thread itself, not under saved-tensor hooks or dispatch modes (activation
 checkpointing, offloading, FLOP counters: they would not reach the workers), and unless the
 environment sets ASR_PARALLEL_DIRECTIONS=0.
 """
@@ -106,7 +106,6 @@ def use_parallel_directions(x: torch.Tensor) -> bool:
         and x.device.type == "cpu"
         and torch.get_num_threads() >= 2
         and not getattr(_in_worker, "active", False)
-        and not torch.jit.is_scripting()
         and not torch.jit.is_tracing()
         and not torch.compiler.is_compiling()
         and not _hooks_or_modes_active()
@@ -155,8 +154,7 @@ def run_directions(dirs: Sequence[nn.Module], x_fwd: torch.Tensor, x_bwd: torch.
     # caller's graph.
     with _build_lock:
         graphs = _both(_build, (dirs[0], x_fwd, params[0]), (dirs[1], x_bwd, params[1]))
-    originals = [list(ps.values()) for ps in params]
-    return TwoDirections.apply(graphs, len(originals[0]), x_fwd, x_bwd, *originals[0], *originals[1])
+    return TwoDirections.apply(graphs, x_fwd, x_bwd, *params[0].values(), *params[1].values())
 
 
 def _build(rnn: nn.Module, x: torch.Tensor, params: dict) -> tuple:
@@ -171,8 +169,8 @@ class TwoDirections(torch.autograd.Function):
     node whose backward pass also runs them in two threads. Each sub-graph is kept until then."""
 
     @staticmethod
-    def forward(ctx, graphs, n_params0: int, x_fwd, x_bwd, *params):
-        ctx.graphs, ctx.n_params0 = graphs, n_params0
+    def forward(ctx, graphs, x_fwd, x_bwd, *params):
+        ctx.graphs = graphs
         return graphs[0][0].detach(), graphs[1][0].detach()
 
     @staticmethod
@@ -182,11 +180,11 @@ class TwoDirections(torch.autograd.Function):
             raise RuntimeError("a second backward pass through the two-thread recurrent layers "
                                "(retain_graph) is not supported: set ASR_PARALLEL_DIRECTIONS=0")
         graphs, ctx.graphs = ctx.graphs, None  # free the sub-graphs with this pass
-        need = ctx.needs_input_grad
-        n0 = ctx.n_params0
-        wanted = ((need[2], need[4:4 + n0]), (need[3], need[4 + n0:]))
+        need = ctx.needs_input_grad  # (graphs, x_fwd, x_bwd, direction 0's params, direction 1's)
+        n0 = len(graphs[0][2])
+        wanted = ((need[1], need[3:3 + n0]), (need[2], need[3 + n0:]))
         (gx0, gp0), (gx1, gp1) = _both(_grads, (graphs[0], grad0, wanted[0]), (graphs[1], grad1, wanted[1]))
-        return (None, None, gx0, gx1, *gp0, *gp1)
+        return (None, gx0, gx1, *gp0, *gp1)
 
 
 def _grads(graph: tuple, grad_out: torch.Tensor, wanted: tuple) -> tuple:
