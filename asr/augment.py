@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import scipy.fft
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
@@ -42,14 +43,20 @@ def power(x: np.ndarray) -> float:
 
 
 def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
-    """n samples of Gaussian noise with a 1/f^k power spectrum, unit power."""
-    white = rng.standard_normal(n)
+    """n samples of Gaussian noise with a 1/f^k power spectrum, unit power.
+
+    Coloured noise is shaped in the frequency domain over next_fast_len(n) samples and cut to
+    n: an FFT of a length with a large prime factor is slow (52,931 samples: 48 ms here, against
+    2.6 ms for 54,000)."""
     k = NOISE_COLOURS[colour]
-    if k:
-        spectrum = np.fft.rfft(white)
+    if not k:
+        white = rng.standard_normal(n)
+    else:
+        m = scipy.fft.next_fast_len(n, real=True)
+        spectrum = scipy.fft.rfft(rng.standard_normal(m))
         f = np.arange(len(spectrum), dtype=np.float64)
         f[0] = f[1] if len(f) > 1 else 1.0  # no infinite DC gain
-        white = np.fft.irfft(spectrum / f ** (k / 2), n)
+        white = scipy.fft.irfft(spectrum / f ** (k / 2), m)[:n]
     return (white / math.sqrt(max(power(white), 1e-20))).astype(np.float32)
 
 

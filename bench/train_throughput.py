@@ -3,7 +3,7 @@ model step alone, the share of time spent waiting for data, utterances per secon
 and device memory. One JSON line.
 
     python bench/train_throughput.py --config recipes/an4/conf/train.yaml \\
-        --manifest data/an4/manifests/train.jsonl [--steps 40] [--device cpu|cuda] [--set k=v ...]
+        --manifest data/an4/manifests/train.jsonl [--steps 40] [--epoch 1] [--device cpu|cuda] [--set k=v ...]
     python bench/train_throughput.py --config recipes/librispeech/conf/train_960h.yaml \\
         --synthetic 2000 [--device cuda]       # LibriSpeech-like lengths (2-20 s), generated audio
     torchrun --nproc-per-node 4 bench/train_throughput.py ...   # per-rank figures, summed on rank 0
@@ -75,6 +75,9 @@ def main() -> None:
                    "default: a temporary folder")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--epoch", type=int, default=1,
+                   help="the loader's first epoch (what it augments depends on it: e.g. the AN4 recipe's "
+                   "noise, rooms and telephone start at augment.wave_augment_from_epoch 10)")
     p.add_argument("--device")
     a = p.parse_args()
 
@@ -100,7 +103,7 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats(dev)
     data_s = model_s = front_s = audio = 0.0
     n_utts = steps = 0
-    epoch = 1
+    epoch = a.epoch
     while steps < a.steps + a.warmup:
         run.sampler.set_epoch(epoch)
         run.loader.dataset.set_epoch(epoch)
@@ -144,7 +147,7 @@ def main() -> None:
         "utts_per_s": round(ctx.sum(n_utts) / total, 1),
         "peak_host_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "peak_device_mb": round(torch.cuda.max_memory_allocated(dev) / 2**20) if cuda else None,
-        "manifest": str(manifest), "config": a.config, "overrides": a.set,
+        "first_epoch": a.epoch, "manifest": str(manifest), "config": a.config, "overrides": a.set,
     }
     if ctx.is_main:
         print(json.dumps(record))

@@ -51,11 +51,13 @@ def test_noise_is_mixed_at_the_target_snr(colour, target):
     assert snr_db(speech, mix_at_snr(speech, noise, target)) == pytest.approx(target, abs=0.5)
 
 
-def test_noise_colours_have_their_spectral_slopes():
+@pytest.mark.parametrize("n", [2 ** 18, 262139])  # a power of two; a prime (shaped over a longer FFT, then cut)
+def test_noise_colours_have_their_spectral_slopes(n):
     """Power per octave band: white rises 3 dB an octave, pink is flat, brown falls 3 dB."""
     rng = np.random.default_rng(0)
     for colour, slope in (("white", 3.0), ("pink", 0.0), ("brown", -3.0)):
-        noise = coloured_noise(2 ** 18, colour, rng)
+        noise = coloured_noise(n, colour, rng)
+        assert len(noise) == n and noise.dtype == np.float32
         assert power(noise) == pytest.approx(1.0, rel=1e-3)
         spectrum = np.abs(np.fft.rfft(noise.astype(np.float64))) ** 2
         freqs = np.fft.rfftfreq(len(noise), 1 / RATE)
@@ -208,6 +210,30 @@ def test_wave_augmentation_waits_for_its_epoch(tmp_path):
     assert torch.equal(augmented[0].feats, clean[0].feats)
     augmented.set_epoch(3)
     assert not torch.equal(augmented[0].feats, clean[0].feats)
+
+
+def test_a_loader_worker_process_augments_as_the_training_process_does(tmp_path):
+    """With train.num_workers > 0 the worker, forked for each epoch, sees the epoch that
+    set_epoch gave the dataset: the same noise, from the same epoch on, as without workers."""
+    from asr.data import SpeechDataset, make_loader
+    from asr.features import FeatureStats
+    from asr.tokenizer import CharTokenizer
+
+    aug = augmenter(tmp_path, noise_prob=1.0, noise_weights=(1.0, 0.0, 0.0))
+    cfg = dataclasses.replace(AugmentConfig(n_freq_masks=0, n_time_masks=0), wave_augment_from_epoch=3)
+    args = (aug.babble_pool, CharTokenizer.build(["A"]), load_config().features, FeatureStats(torch.zeros(80), torch.ones(80)))
+    feats = {}
+    for name, workers, wave_augmenter in (("clean", 0, None), ("main", 0, aug), ("worker", 1, aug)):
+        ds = SpeechDataset(*args, augment=cfg, wave_augmenter=wave_augmenter, seed=5)
+        loader, sampler = make_loader(ds, 400, True, seed=1, num_workers=workers)
+        for epoch in (2, 3):
+            sampler.set_epoch(epoch)
+            ds.set_epoch(epoch)
+            feats[name, epoch] = [b.feats for b in loader]
+    same = lambda x, y: len(x) == len(y) > 1 and all(torch.equal(a, b) for a, b in zip(x, y))  # noqa: E731
+    assert same(feats["worker", 2], feats["main", 2]) and same(feats["worker", 3], feats["main", 3])
+    assert same(feats["worker", 2], feats["clean", 2])  # no noise before epoch 3
+    assert not same(feats["worker", 3], feats["clean", 3])
 
 
 def test_shift_drops_a_random_start_of_at_most_shift_seconds():
