@@ -47,13 +47,13 @@ def test_trainable_drops_unusable_utterances():
     assert [u.id for u in trainable(utts, tok, seconds_per_output=0.04)] == ["ok"]
 
 
-def test_resume_reproduces_an_uninterrupted_run(an4_prepared, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])  # 1: speed factors and masks drawn in a loader process
+def test_resume_reproduces_an_uninterrupted_run(an4_prepared, tmp_path, workers):
     utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:6]
-    full = load_config(None, TINY + ["train.epochs=2"])
+    full = load_config(None, TINY + ["train.epochs=2", f"train.num_workers={workers}"])
     train(full, utts, utts[:2], tmp_path / "straight", progress=False, log=lambda s: None)
     # Stop after epoch 1, then resume to epoch 2 from the epoch-1 checkpoint.
-    train(load_config(None, TINY + ["train.epochs=2"]), utts, utts[:2], tmp_path / "resumed",
-          progress=False, log=lambda s: None)
+    train(full, utts, utts[:2], tmp_path / "resumed", progress=False, log=lambda s: None)
     (tmp_path / "resumed" / "checkpoints" / "epoch-2.pt").unlink()
     log = []
     train(full, utts, utts[:2], tmp_path / "resumed", resume=True, progress=False, log=log.append)
