@@ -46,18 +46,18 @@ def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
     """n samples of Gaussian noise with a 1/f^k power spectrum, unit power.
 
     Coloured noise is shaped in the frequency domain over next_fast_len(n) samples and cut to
-    n: an FFT of a length with a large prime factor is slow (52,931 samples: 48 ms here, against
-    2.6 ms for 54,000)."""
+    n: an FFT of a length with a large prime factor is slow (52,931 samples: 25 ms here, against
+    1.3 ms for 54,000; recipes/an4/RESULTS.md, "A loader process for the augmented epochs")."""
     k = NOISE_COLOURS[colour]
     if not k:
-        white = rng.standard_normal(n)
+        noise = rng.standard_normal(n)
     else:
         m = scipy.fft.next_fast_len(n, real=True)
         spectrum = scipy.fft.rfft(rng.standard_normal(m))
         f = np.arange(len(spectrum), dtype=np.float64)
         f[0] = f[1] if len(f) > 1 else 1.0  # no infinite DC gain
-        white = scipy.fft.irfft(spectrum / f ** (k / 2), m)[:n]
-    return (white / math.sqrt(max(power(white), 1e-20))).astype(np.float32)
+        noise = scipy.fft.irfft(spectrum / f ** (k / 2), m)[:n]
+    return (noise / math.sqrt(max(power(noise), 1e-20))).astype(np.float32)
 
 
 def fit_length(noise: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -18,9 +18,9 @@ same graph (retain_graph) are not supported: they raise, naming the switch below
 
 Used by asr.model.RecurrentStack when `use_parallel_directions` says so: on a CPU, with at
 least two intra-op threads, not while TorchScript scripts (asr.model keeps that branch out of
-the script) or traces the model, not inside a worker thread itself, not under saved-tensor hooks or dispatch modes (activation
-checkpointing, offloading, FLOP counters: they would not reach the workers), and unless the
-environment sets ASR_PARALLEL_DIRECTIONS=0.
+the script) or traces the model, not inside a worker thread itself, not under saved-tensor
+hooks or dispatch modes (activation checkpointing, offloading, FLOP counters: they would not
+reach the workers), and unless the environment sets ASR_PARALLEL_DIRECTIONS=0.
 """
 
 from __future__ import annotations
