@@ -221,6 +221,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiments(args: argparse.Namespace) -> int:
+    from asr.atomic import write_text_atomic
+    from asr.experiments import read_experiment, table
+
+    text = table([read_experiment(folder) for folder in args.experiments])
+    if args.out:
+        write_text_atomic(args.out, text)
+    sys.stdout.write(text)
+    return 0
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr import batch
     from asr.atomic import write_text_atomic
@@ -571,6 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples (default 1000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("experiments", help="dev figures of multi-seed experiments side by side (recipes/an4/seeds.sh)")
+    s.add_argument("experiments", nargs="+", metavar="FOLDER", help="experiment folders, each holding s<SEED>/ runs")
+    s.add_argument("--out", help="also write the table to this file")
+    s.set_defaults(func=cmd_experiments)
 
     s = sub.add_parser("tune", help="pick LM weight and word score on a dev set; store them in the bundle")
     s.add_argument("--model", required=True, help="model bundle to tune")

@@ -532,7 +532,10 @@ def train(
     exp_dir = Path(exp_dir)
     ctx = distributed.from_environment()
     if ctx.is_main:
-        exp_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            exp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file where the folder should be, no permission
+            raise AsrError(f"{exp_dir}: cannot make the experiment folder ({e.strerror})") from None
 
     def log_line(text: str) -> None:
         if not ctx.is_main:

@@ -14,11 +14,14 @@
 # Then one device call, carry [".whl", "data/gpu"], for example (an H200 took 1.3-1.7 s per AN4 epoch alone
 # or two at a time and 5-7 s eight at a time: size --parallel and the seeds to the call's 10 minutes):
 #
-#   bash bench/gpu_seeds.sh --name base --seeds "1234 1235 1236" --parallel 6 --set train.num_workers=2
+#   SEEDS_TIME_LIMIT=540 bash bench/gpu_seeds.sh --name base --seeds "1234 1235 1236" --parallel 3
 #
-# Every argument goes to seeds.sh (--work is data/gpu/an4). The experiment's table, times, train logs
-# and dev reports come back as $OUT/seeds.tar.gz; the models stay there (the machine is bare the
-# next time: train what one call can finish, or bring back model_lm.pt files, 13 MB each).
+# Every argument goes to seeds.sh (--work is data/gpu/an4), which stops after SEEDS_TIME_LIMIT seconds
+# (default 540: set it a minute under the call's timeout_s). The table, settings, times, train logs,
+# dev reports and .done markers of every experiment there come back as $OUT/seeds.tar.gz, also after
+# that limit; extracted into WORK (e.g. data/an4), its finished seeds are skipped by a later
+# seeds.sh call and tabulated with the others. The models stay on the machine, which is bare the
+# next time: a seed not finished in the call starts again from its first epoch.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_seeds}
 mkdir -p "$OUT"
@@ -39,9 +42,11 @@ if ! command -v asr > /dev/null; then  # asr is not installed there: run it from
 fi
 { git rev-parse --short HEAD 2>/dev/null; nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null; nproc
   python3 -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/machine.txt"
-bash recipes/an4/seeds.sh --work data/gpu/an4 "$@" 2>&1 | tee "$OUT/seeds.txt"
+timeout "${SEEDS_TIME_LIMIT:-540}" bash recipes/an4/seeds.sh --work data/gpu/an4 "$@" 2>&1 | tee "$OUT/seeds.txt"
 status=${PIPESTATUS[0]}
+[ "$status" -ne 124 ] || echo "gpu_seeds.sh: stopped after SEEDS_TIME_LIMIT=${SEEDS_TIME_LIMIT:-540} s" | tee -a "$OUT/seeds.txt"
 (cd data/gpu/an4 && find seeds \( -name table.md -o -name times.txt -o -name '*.log' -o -name config.yaml \
-   -o -name summary.json -o -name conditions.json -o -name conditions.md -o -name model_lm.tune.json \) -print0 \
+   -o -name summary.json -o -name conditions.json -o -name conditions.md -o -name model_lm.tune.json \
+   -o -name settings.txt -o -name .done \) -print0 \
    | tar -czf "$OUT/seeds.tar.gz" --null -T -)
 exit "$status"

@@ -206,6 +206,13 @@ def test_a_second_run_into_a_locked_experiment_stops(an4_prepared, tmp_path):
     assert (exp / "model.pt").is_file()
 
 
+def test_an_experiment_folder_that_is_a_file_is_a_one_line_error(an4_prepared, tmp_path):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    (tmp_path / "exp").write_text("a file")
+    with pytest.raises(AsrError, match=r"exp: cannot make the experiment folder \(File exists\)"):
+        train(load_config(None, TINY + ["train.epochs=1"]), utts, utts[:2], tmp_path / "exp", **QUIET)
+
+
 def test_training_with_joined_utterances(an4_prepared, tmp_path):
     utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:8]
     log = []

@@ -1,69 +1,92 @@
 #!/usr/bin/env bash
 # A dev-only experiment: the AN4 recipe's model, or a variant of it (--set), trained with several
 # seeds, several at once; each is tuned on dev and decoded on dev, greedy and beam + LM, clean and
-# under the recording conditions. Then a table of each seed's dev WERs and their median and mean,
-# beside other experiments' (--against). Test is never decoded here: choices are made on dev over
-# several seeds, and test is decoded once for the system chosen (recipes/an4/RESULTS.md).
+# under the recording conditions, as run.sh decodes its model. Then a table of each seed's dev WERs,
+# their median and mean, and each other experiment's paired difference (--against). Test is never
+# decoded here: choices are made on dev over several seeds, and test is decoded once for the
+# system chosen (recipes/an4/RESULTS.md).
 #
 #   bash recipes/an4/seeds.sh --name NAME [--seeds "1234 1235 1236"] [--parallel N] [--work DIR]
 #                             [--config YAML] [--set KEY=VALUE ...] [--against NAME ...]
 #                             [--conditions "white20 white10 ..."] [--source PATH]
 #
 # Runs go to WORK/seeds/NAME/s<SEED>/ (WORK: default data/an4); an interrupted run resumes and a
-# finished one is skipped, so the same command completes an experiment or adds seeds to it. The
-# table goes to WORK/seeds/NAME/table.md. What the runs need and WORK lacks is made first: run.sh's
-# manifests (--source as for run.sh), trigram LM and dev copies under the conditions.
+# finished one (s<SEED>/.done) is skipped, so the same command completes an experiment or adds
+# seeds to it, across sessions. The experiment's settings (the config file's content, --set,
+# --conditions, GPU or CPU) are kept in WORK/seeds/NAME/settings.txt: a later call with other
+# settings is refused, so one table never mixes them. The table goes to WORK/seeds/NAME/table.md.
+# What the runs need and WORK lacks is made first: run.sh's manifests (--source as for run.sh),
+# trigram LM and dev copies under the conditions.
 # --parallel N: N seeds train at once. On a GPU they share it (on an H200, AN4 epochs took 1.3-1.7 s
-# alone or two at a time, 5-7 s eight at a time); on a CPU the cores are split between them.
-# Example, a variant against the recipe, three seeds each, on one GPU:
-#   bash recipes/an4/seeds.sh --name base --parallel 6 --set train.num_workers=2
-#   bash recipes/an4/seeds.sh --name tm6 --parallel 6 --set train.num_workers=2 \
-#     --set augment.n_time_masks=6 --against base
+# alone or two at a time, 5-7 s eight at a time); on a CPU the cores are split between them
+# (OMP_NUM_THREADS, unless set), which changes rounding, not the model: run.sh uses all cores.
+# Example, a variant against the recipe, three seeds each:
+#   bash recipes/an4/seeds.sh --name base
+#   bash recipes/an4/seeds.sh --name tm6 --set augment.n_time_masks=6 --against base
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 asr=${ASR:-asr}
-python=${PYTHON:-python3}
 work=data/an4
 config=$here/conf/train.yaml
 source=${ASR_AN4_SOURCE:-}
 conditions="white20 white10 white5 reverb band8k"
 name="" seeds="1234 1235 1236" parallel=1
 sets=() against=()
-usage() { sed -n '2,/^set /p' "$0" | sed '$d'; }
+die() { echo "an4/seeds.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
-    -h|--help) usage; exit 0 ;;
-    --*) [ $# -ge 2 ] || { echo "an4/seeds.sh: $1 needs a value" >&2; exit 2; } ;;
+    -h|--help) sed -n '2,/^set /p' "$0" | sed '$d'; exit 0 ;;
+    --name|--seeds|--parallel|--work|--config|--source|--conditions|--set|--against)
+      [ $# -ge 2 ] && [ "${2#--}" = "$2" ] || die "$1 needs a value" ;;
+    *) die "unknown option $1" ;;
   esac
   case $1 in
-    --name) name=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
-    --parallel) parallel=$2; shift 2 ;;
-    --work) work=$2; shift 2 ;;
-    --config) config=$2; shift 2 ;;
-    --source) source=$2; shift 2 ;;
-    --conditions) conditions=$2; shift 2 ;;
-    --set) sets+=(--set "$2"); shift 2 ;;
-    --against) against+=("$2"); shift 2 ;;
-    *) echo "an4/seeds.sh: unknown option $1" >&2; exit 2 ;;
+    --name) name=$2 ;;
+    --seeds) seeds=$2 ;;
+    --parallel) parallel=$2 ;;
+    --work) work=$2 ;;
+    --config) config=$2 ;;
+    --source) source=$2 ;;
+    --conditions) conditions=$2 ;;
+    --set) sets+=(--set "$2") ;;
+    --against) against+=("$2") ;;
   esac
+  shift 2
 done
 case $name in
-  ''|*/*|.*) echo "an4/seeds.sh: --name needs a plain folder name (the experiment's)" >&2; exit 2 ;;
+  ''|*/*|.*) die "--name needs a plain folder name (the experiment's)" ;;
 esac
-case $parallel in
-  ''|*[!0-9]*|0) echo "an4/seeds.sh: --parallel needs a number >= 1" >&2; exit 2 ;;
-esac
+[[ $parallel =~ ^[1-9][0-9]*$ ]] || die "--parallel needs a number >= 1, got '$parallel'"
+seen=" "
 for s in $seeds; do
-  case $s in *[!0-9]*) echo "an4/seeds.sh: seeds are numbers, got '$s'" >&2; exit 2 ;; esac
+  [[ $s =~ ^(0|[1-9][0-9]*)$ ]] || die "seeds are numbers without leading zeros, got '$s'"
+  case $seen in *" $s "*) die "seed $s is given twice" ;; esac
+  seen+="$s "
 done
-[ -n "${seeds// /}" ] || { echo "an4/seeds.sh: --seeds names no seed" >&2; exit 2; }
+[ "$seen" != " " ] || die "--seeds names no seed"
+for set in ${sets[@]+"${sets[@]}"}; do
+  case $set in train.seed=*) die "--set train.seed: the seeds come from --seeds" ;; esac
+done
 for other in ${against[@]+"${against[@]}"}; do
-  [ -d "$work/seeds/$other" ] || { echo "an4/seeds.sh: $work/seeds/$other: no such experiment (--against)" >&2; exit 2; }
+  [ -d "$work/seeds/$other" ] || die "$work/seeds/$other: no such experiment (--against)"
 done
+[ -f "$config" ] || die "$config: no such config file"
 
-manifests=$work/manifests lm=$work/lm/3gram.arpa root=$work/seeds/$name
+root=$work/seeds/$name
+device=cpu
+if nvidia-smi -L > /dev/null 2>&1; then device=gpu; fi  # train.precision auto: bf16 there, float32 on most CPUs
+settings="config: $(sha256sum < "$config" | cut -d' ' -f1) ($config)
+set: ${sets[*]+"${sets[*]}"}
+conditions: $conditions
+device: $device"
+if [ -f "$root/settings.txt" ]; then
+  # the config file's content counts, not its path: the recipe's conf may change between commits
+  [ "$(sed 's/ (.*//' "$root/settings.txt")" = "$(sed 's/ (.*//' <<< "$settings")" ] ||
+    die "$root/settings.txt: this experiment was run with other settings; use another --name"
+fi
+
+manifests=$work/manifests lm=$work/lm/3gram.arpa
 # What the runs read, made once for every experiment in WORK (run.sh makes the same files).
 if [ ! -f "$manifests/dev.jsonl" ]; then
   "$asr" prepare an4 ${source:+--source "$source"} --out "$work"
@@ -78,19 +101,20 @@ for c in $conditions; do
   condition_args+=(--condition "$c=$copy")
 done
 mkdir -p "$root"
+[ -f "$root/settings.txt" ] || printf '%s\n' "$settings" > "$root/settings.txt"
 
-if [ "$parallel" -gt 1 ] && ! "$python" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
-  # On a CPU, runs at once share its cores: one thread pool each of cores / N.
-  cores=$(nproc)
+if [ "$parallel" -gt 1 ] && [ -z "${OMP_NUM_THREADS:-}" ] && [ "$device" = cpu ]; then
+  cores=$(nproc)  # a CPU: runs at once share its cores
   export OMP_NUM_THREADS=$(( cores / parallel > 0 ? cores / parallel : 1 ))
 fi
 
 # one_seed S: train, greedy decode of dev, tune on dev, beam + LM decode of dev clean and under
-# the conditions; WORK/seeds/NAME/sS/.done when all of it is there. Its output goes to sS.log.
+# the conditions (the commands of run.sh's stages 1, 2, 4 and 11, for dev only); sS/.done when all
+# of it is there. Its output is added to sS.log.
 one_seed() {
   local exp=$root/s$1
   "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" --exp "$exp" \
-    --config "$config" --set "train.seed=$1" ${sets[@]+"${sets[@]}"} --resume --no-progress
+    --config "$config" ${sets[@]+"${sets[@]}"} --set "train.seed=$1" --resume --no-progress
   "$asr" evaluate --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" --out "$exp/decode_dev_greedy" \
     --set decode.method=greedy
   "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" --lm "$lm" --out "$exp/model_lm.pt"
@@ -100,28 +124,31 @@ one_seed() {
 }
 
 started=$(date +%s)
-pids=() names=() failed=0
-finish_one() {  # wait for the oldest run still going
-  if ! wait "${pids[0]}"; then
-    echo "an4/seeds.sh: seed ${names[0]} failed: see $root/s${names[0]}.log" >&2
+declare -A running=()  # pid -> seed
+failed=0 ran=""
+finish_one() {  # wait for whichever run ends first
+  local pid=""
+  if wait -n -p pid "${!running[@]}"; then :; else
+    echo "an4/seeds.sh: seed ${running[$pid]} failed: see $root/s${running[$pid]}.log" >&2
     failed=1
   fi
-  pids=("${pids[@]:1}") names=("${names[@]:1}")
+  unset "running[$pid]"
 }
 for s in $seeds; do
   if [ -f "$root/s$s/.done" ]; then
     echo "== seed $s: done before, skipping"
     continue
   fi
-  [ "${#pids[@]}" -lt "$parallel" ] || finish_one
+  [ "${#running[@]}" -lt "$parallel" ] || finish_one
   echo "== seed $s: $root/s$s (log: $root/s$s.log)"
-  one_seed "$s" > "$root/s$s.log" 2>&1 &
-  pids+=($!) names+=("$s")
+  one_seed "$s" >> "$root/s$s.log" 2>&1 &
+  running[$!]=$s
+  ran+=" $s"
 done
-while [ "${#pids[@]}" -gt 0 ]; do finish_one; done
-echo "seeds $seeds: $(( $(date +%s) - started ))s" | tee -a "$root/times.txt"
+while [ "${#running[@]}" -gt 0 ]; do finish_one; done
+[ -z "$ran" ] || echo "seeds$ran: $(( $(date +%s) - started ))s, $parallel at once" | tee -a "$root/times.txt"
 
 folders=()
 for other in ${against[@]+"${against[@]}"}; do folders+=("$work/seeds/$other"); done
-"$python" -m asr.experiments ${folders[@]+"${folders[@]}"} "$root" --out "$root/table.md"
+"$asr" experiments ${folders[@]+"${folders[@]}"} "$root" --out "$root/table.md"
 exit "$failed"
