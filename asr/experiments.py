@@ -41,18 +41,15 @@ def run_figures(run: Path) -> dict[str, float]:
         greedy = json.loads((run / "decode_dev_greedy" / "summary.json").read_text())
         figures["greedy, clean"] = float(greedy["wer"])
         rows = json.loads((run / "conditions_dev" / "conditions.json").read_text())["conditions"]
-        degraded = []
         for row in rows:
             figures[f"beam + LM, {row['condition']}"] = float(row["wer"])
-            if row["condition"] != "clean":
-                degraded.append(float(row["wer"]))
+        degraded = {row["condition"]: float(row["wer"]) for row in rows if row["condition"] != "clean"}
     except FileNotFoundError as e:
         raise AsrError(f"{run}: finished, but {e.filename} is missing") from None
     except (OSError, KeyError, TypeError, ValueError) as e:  # JSONDecodeError is a ValueError
         raise AsrError(f"{run}: unreadable report ({type(e).__name__}: {e})") from None
     if degraded:  # named by its conditions: runs decoded under other sets get another row
-        names = " ".join(row["condition"] for row in rows if row["condition"] != "clean")
-        figures[f"beam + LM, mean of {names}"] = sum(degraded) / len(degraded)
+        figures[f"beam + LM, mean of {' '.join(degraded)}"] = statistics.fmean(degraded.values())
     return figures
 
 

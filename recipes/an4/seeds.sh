@@ -26,13 +26,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-asr=${ASR:-asr}
 work=data/an4
 config=$here/conf/train.yaml
 source=${ASR_AN4_SOURCE:-}
 conditions="white20 white10 white5 reverb band8k"
 name="" seeds="1234 1235 1236" parallel=1
 sets=() against=()
+. "$here/../lib.sh"  # $asr, and run.sh's decoding steps: evaluate_splits, evaluate_conditions
 die() { echo "an4/seeds.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -94,11 +94,9 @@ fi
 if [ ! -f "$lm" ]; then
   "$asr" lm build --order 3 --manifest "$manifests/train.jsonl" -o "$lm"
 fi
-condition_args=()
 for c in $conditions; do
   copy=$work/conditions/dev.$c.jsonl
   [ -f "$copy" ] || "$asr" degrade --manifest "$manifests/dev.jsonl" --condition "$c" --out "$copy"
-  condition_args+=(--condition "$c=$copy")
 done
 mkdir -p "$root"
 [ -f "$root/settings.txt" ] || printf '%s\n' "$settings" > "$root/settings.txt"
@@ -109,17 +107,15 @@ if [ "$parallel" -gt 1 ] && [ -z "${OMP_NUM_THREADS:-}" ] && [ "$device" = cpu ]
 fi
 
 # one_seed S: train, greedy decode of dev, tune on dev, beam + LM decode of dev clean and under
-# the conditions (the commands of run.sh's stages 1, 2, 4 and 11, for dev only); sS/.done when all
+# the conditions (run.sh's stages 1, 2, 4 and 11, for dev only); sS/.done when all
 # of it is there. Its output is added to sS.log.
 one_seed() {
   local exp=$root/s$1
   "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" --exp "$exp" \
     --config "$config" ${sets[@]+"${sets[@]}"} --set "train.seed=$1" --resume --no-progress
-  "$asr" evaluate --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" --out "$exp/decode_dev_greedy" \
-    --set decode.method=greedy
+  evaluate_splits "$exp/model.pt" greedy dev --set decode.method=greedy  # -> decode_dev_greedy
   "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" --lm "$lm" --out "$exp/model_lm.pt"
-  "$asr" evaluate --model "$exp/model_lm.pt" --manifest "$manifests/dev.jsonl" --out "$exp/conditions_dev" \
-    ${condition_args[@]+"${condition_args[@]}"}
+  evaluate_conditions dev "$exp/model_lm.pt"  # -> conditions_dev: clean and each condition
   touch "$exp/.done"
 }
 
