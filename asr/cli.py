@@ -1,4 +1,4 @@
-"""The `asr` command: prepare, train, evaluate, degrade, score, compare, tune, transcribe, lm build.
+"""The `asr` command: prepare, train, evaluate, degrade, score, compare, tune, transcribe, lm build/mix/spell/census-names.
 
 Errors caused by input (missing or corrupt files, bad manifest lines, bad options) are
 printed as one line naming the file, with a non-zero exit status and no traceback.
@@ -432,6 +432,55 @@ def arpa_sizes(path: Path) -> list[int]:
     return sizes
 
 
+def cmd_lm_mix(args: argparse.Namespace) -> int:
+    from asr.lm import best_mixture_weights, interpolate, perplexity, read_arpa, write_arpa
+    from asr.manifest import read_manifest
+    from asr.scoring import normalize_text
+
+    if len(args.models) < 2:
+        raise AsrError("lm mix: give at least two ARPA files")
+    if (args.weights is None) == (args.fit is None):
+        raise AsrError("lm mix: give either --weights or --fit MANIFEST")
+    models = [read_arpa(m) for m in args.models]
+    held_out = []
+    if args.fit:
+        held_out = [t.split() for t in (normalize_text(u.text) for u in read_manifest(args.fit)) if t]
+        if not held_out:
+            raise AsrError(f"{args.fit}: no transcripts to fit the weights on")
+    try:
+        weights = best_mixture_weights(models, held_out) if args.fit else parse_floats(args.weights, "--weights")
+        mixed = interpolate(models, weights, bayes=args.bayes)
+    except ValueError as e:
+        raise AsrError(f"lm mix: {e}") from None
+    write_arpa(mixed, args.output)
+    line = (f"{args.output}: order {mixed.order}, {'prior ' if args.bayes else ''}weights "
+            + ", ".join(f"{w:.4f}" for w in weights))
+    if held_out:
+        ppl = [perplexity(m, held_out) for m in [*models, mixed]]
+        line += f"; perplexity on {args.fit}: " + ", ".join(f"{p:.2f}" for p in ppl[:-1]) + f" -> mixed {ppl[-1]:.2f}"
+    print(line + ", " + ", ".join(f"{n}-grams {c}" for n, c in enumerate(arpa_sizes(Path(args.output)), 1)))
+    return 0
+
+
+def cmd_lm_spell(args: argparse.Namespace) -> int:
+    from asr.atomic import write_text_atomic
+    from asr.lm import spelled_words
+
+    lines = spelled_words(args.wordlists, by_frequency=args.by_frequency)
+    write_text_atomic(args.output, "".join(line + "\n" for line in lines))
+    print(f"{args.output}: {len(set(lines))} words spelled in {len(lines)} lines, from {len(args.wordlists)} "
+          "word list(s)")
+    return 0
+
+
+def cmd_lm_census_names(args: argparse.Namespace) -> int:
+    from asr.corpora.census_names import census_name_lists
+
+    for path in census_name_lists(args.source, args.out):
+        print(path)
+    return 0
+
+
 def cmd_lm_install_kenlm(args: argparse.Namespace) -> int:
     from asr.kenlm import install_kenlm
 
@@ -641,6 +690,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--binary", metavar="PATH", help="kenlm: also write KenLM's binary form here")
     s.add_argument("--memory", default="20%", help="kenlm: lmplz's sort memory (default 20%% of RAM)")
     s.set_defaults(func=cmd_lm_build)
+    s = lm_sub.add_parser("mix", help="interpolate ARPA n-gram LMs into one (weights given or fitted on a dev set)")
+    s.add_argument("models", nargs="+", metavar="ARPA", help="the language models (two or more)")
+    s.add_argument("--weights", metavar="W,W,...", help="one mixture weight per model, summing to 1")
+    s.add_argument("--fit", metavar="MANIFEST", help="instead: the weights that give this manifest's transcripts "
+                        "the lowest perplexity (EM, as SRILM's compute-best-mix); use a dev set, never test")
+    s.add_argument("--bayes", action="store_true", help="weights that follow the history: each model's posterior "
+                   "given the history's words, the weights being priors (SRILM's -bayes); for models of different "
+                   "kinds of sentence")
+    s.add_argument("-o", "--output", required=True, help="ARPA file to write")
+    s.set_defaults(func=cmd_lm_mix)
+    s = lm_sub.add_parser("spell", help="a text of words spelled as letters (one word per line), for the LM of "
+                          "a spelled-letter task such as AN4's names")
+    s.add_argument("wordlists", nargs="+", metavar="WORDLIST", help="word lists: the first column of each line is "
+                   "taken (one word per line, or the US Census name lists' NAME FREQ CUM RANK); .gz is read too")
+    s.add_argument("--by-frequency", action="store_true", help="repeat each word in proportion to the number in its "
+                   "second column (the census lists' frequency; the rarest once), so that an LM counts tokens")
+    s.add_argument("-o", "--output", required=True, help="text file to write")
+    s.set_defaults(func=cmd_lm_spell)
+    s = lm_sub.add_parser("census-names", help="the US Census 1990 name lists (first names, surnames), for "
+                          "asr lm spell: downloaded from census.gov or copied from a local folder")
+    s.add_argument("--out", required=True, help="folder to put dist.all.last, dist.female.first, dist.male.first in")
+    s.add_argument("--source", help="a folder holding the three files (default: $ASR_CENSUS_NAMES; else download). "
+                   "The source archive of the PyPI package `names` holds copies in its names/ folder")
+    s.set_defaults(func=cmd_lm_census_names)
     s = lm_sub.add_parser("install-kenlm", help="build KenLM's lmplz and build_binary from PyPI's kenlm source")
     s.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
     s.set_defaults(func=cmd_lm_install_kenlm)

@@ -153,6 +153,119 @@ def estimate(sentences: Iterable[Sequence[str]], order: int) -> NgramModel:
     return NgramModel(order, vocab, prob, backoff, discounts)
 
 
+def component_probability(model: NgramModel, word: str, history: Sequence[str]) -> float:
+    """p(word | history) under one model of a mixture: 0 for a word outside its vocabulary
+    (rather than its <unk> probability), so that a mixture over the union of the vocabularies
+    still sums to one in every history."""
+    if word not in model._known:
+        return 0.0
+    h = tuple(history)[-(model.order - 1):] if model.order > 1 else ()
+    return _backoff_probability(model.prob, model.backoff, h, word)
+
+
+def interpolate(models: Sequence[NgramModel], weights: Sequence[float], bayes: bool = False) -> NgramModel:
+    """The linear interpolation p(w | h) = sum_i weight_i p_i(w | h) of backoff models, as one
+    backoff model (static interpolation, as SRILM's `ngram -mix-lm` writes it).
+
+    bayes=True makes the weights depend on the history, as SRILM's `-bayes` mixing does: model i's
+    weight in history h is its posterior weight_i p_i(h) / sum_j weight_j p_j(h), with p_i(h) the
+    probability model i gives the history's words (from <s> where the history starts with it).
+    The weights given are then the priors. Where the models cover different kinds of sentence (a
+    corpus's commands and spelled names, say), the history picks the model that explains it.
+
+    Every n-gram listed by any model (and every prefix of one) is listed with its exact mixed
+    probability; the context weights are set so that each history's distribution sums to one
+    over the union of the vocabularies. An n-gram no model lists backs off, which approximates
+    the mixture there. A word outside model i's vocabulary gets 0 from it (component_probability);
+    <unk> keeps the mixed <unk> probabilities. The weights must be positive and sum to one.
+    """
+    if not models or len(models) != len(weights):
+        raise ValueError(f"one weight per model: {len(models)} models, {len(weights)} weights")
+    if any(w <= 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
+        raise ValueError(f"mixture weights must be positive and sum to 1, got {list(weights)}")
+    order = max(m.order for m in models)
+    listed: list[set[Ngram]] = [set() for _ in range(order + 1)]
+    for m in models:
+        for g in m.prob:
+            listed[len(g)].add(g)
+        listed[1].update((w,) for w in m.vocab)
+    for n in range(order, 1, -1):  # prefixes of listed n-grams are listed too (<s> only as a context)
+        listed[n - 1].update(g[:-1] for g in listed[n] if g[:-1] != (BOS,))
+
+    def history_weights(h: Ngram) -> Sequence[float]:
+        if not bayes or not h:
+            return weights
+        start = 1 if h[0] == BOS else 0
+        posterior = []
+        for m, lam in zip(models, weights):
+            for i in range(start, len(h)):
+                lam *= component_probability(m, h[i], h[:i])
+            posterior.append(lam)
+        total = sum(posterior)
+        return [p / total for p in posterior] if total > 0 else weights
+
+    prob: dict[Ngram, float] = {}
+    backoff: dict[Ngram, float] = {}
+    for n in range(1, order + 1):
+        by_context: dict[Ngram, list[str]] = defaultdict(list)
+        for g in listed[n]:
+            by_context[g[:-1]].append(g[-1])
+        for h, words in by_context.items():
+            lams = history_weights(h)
+            for w in words:
+                prob[h + (w,)] = sum(lam * component_probability(m, w, h) for m, lam in zip(models, lams))
+        if n == 1:
+            continue
+        for h, words in by_context.items():  # h's weight for the lower order, from p(. | h[1:])
+            left = 1.0 - sum(prob[h + (w,)] for w in words)
+            lower = 1.0 - sum(_backoff_probability(prob, backoff, h[1:], w) for w in words)
+            backoff[h] = max(left, 1e-30) / max(lower, 1e-30)
+    vocab = sorted(g[0] for g in listed[1])
+    return NgramModel(order, vocab, prob, backoff, discounts=[])
+
+
+def best_mixture_weights(models: Sequence[NgramModel], sentences: Iterable[Sequence[str]],
+                         iterations: int = 100, tolerance: float = 1e-6) -> list[float]:
+    """The mixture weights that maximize the likelihood of held-out sentences (EM, as SRILM's
+    compute-best-mix): each weight becomes the mean share of its model in the mixed probability
+    of every word (and </s>). Words no model gives a probability are skipped."""
+    known = set().union(*(m._known for m in models))
+    rows = []
+    for words in sentences:
+        history = [BOS]
+        for w in [*words, EOS]:
+            row = [component_probability(m, w if w in known else UNK, history) for m in models]
+            if any(row):
+                rows.append(row)
+            history.append(w)
+    if not rows:
+        raise ValueError("no held-out words to choose mixture weights on")
+    weights = [1.0 / len(models)] * len(models)
+    for _ in range(iterations):
+        shares = [0.0] * len(models)
+        for row in rows:
+            total = sum(lam * p for lam, p in zip(weights, row))
+            for i, (lam, p) in enumerate(zip(weights, row)):
+                shares[i] += lam * p / total
+        new = [s / len(rows) for s in shares]
+        done = max(abs(a - b) for a, b in zip(new, weights)) < tolerance
+        weights = new
+        if done:
+            break
+    return weights
+
+
+def perplexity(model: NgramModel, sentences: Iterable[Sequence[str]]) -> float:
+    """Per-word perplexity (</s> counted as a word), as KenLM's query and SRILM's ngram -ppl report it."""
+    total, n = 0.0, 0
+    for words in sentences:
+        total += model.sentence_log10(words)
+        n += len(words) + 1
+    if not n:
+        raise ValueError("no sentences")
+    return 10 ** (-total / n)
+
+
 def _backoff_probability(prob: dict[Ngram, float], backoff: dict[Ngram, float], h: Ngram, w: str) -> float:
     """p(w | h) from seen n-grams, backing off to shorter histories as needed.
 
@@ -275,26 +388,70 @@ def iter_text_corpus(paths: Sequence[str | Path], max_lines: int | None = None, 
         raise AsrError("--every and --max-lines must be at least 1")
     kept = seen = 0
     for path in paths:
-        try:
-            with _open_bytes(path) as f:
-                for number, raw in enumerate(f, 1):
-                    if max_lines is not None and kept >= max_lines:
-                        return
-                    try:
-                        line = raw.decode("utf-8")
-                    except UnicodeDecodeError as e:
-                        raise AsrError(f"{path}:{number}: not UTF-8 ({e.reason} at byte {e.start})") from None
-                    words = normalize_text(line) if line.strip() else ""
-                    if not words:
-                        continue
-                    seen += 1
-                    if (seen - 1) % every == 0:
-                        kept += 1
-                        yield words
-        except FileNotFoundError:
-            raise AsrError(f"{path}: no such text file") from None
-        except (OSError, EOFError, zlib.error) as e:
-            raise AsrError(f"{path}: cannot read text ({first_line(e)})") from None
+        for _, line in numbered_lines(path, "text file"):
+            if max_lines is not None and kept >= max_lines:
+                return
+            words = normalize_text(line) if line.strip() else ""
+            if not words:
+                continue
+            seen += 1
+            if (seen - 1) % every == 0:
+                kept += 1
+                yield words
+
+
+def numbered_lines(path: str | Path, what: str) -> Iterator[tuple[int, str]]:
+    """The lines of a text file (.gz read through gzip), numbered from 1 and decoded as UTF-8.
+    A missing or unreadable file, or a line that is not UTF-8, is an AsrError naming the file
+    (and the line): `what` says what the file should be ("text file", "word list")."""
+    try:
+        with _open_bytes(path) as f:
+            for number, raw in enumerate(f, 1):
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise AsrError(f"{path}:{number}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    except FileNotFoundError:
+        raise AsrError(f"{path}: no such {what}") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise AsrError(f"{path}: cannot read {what} ({first_line(e)})") from None
+
+
+def spelled_words(paths: Sequence[str | Path], by_frequency: bool = False) -> list[str]:
+    """The words of word lists, each spelled as its letters ("LINDA" -> "L I N D A"), in order of
+    first appearance. The first column of each line is the word (so the US Census name lists,
+    NAME FREQ CUM RANK, read as they are); it is normalized as transcripts are, and a word that
+    leaves anything but letters A-Z (digits, apostrophes) is skipped. An unreadable file or line
+    is an AsrError naming it.
+
+    Each word once, or with by_frequency as many times as its lines say: a line whose second
+    column is a frequency f counts round(f / u) times, u being the least positive frequency of all
+    the lists' lines, and at least once (a line without one, or with 0, once), summed over the
+    lines that name the word; so that an LM of the text counts name tokens, not types.
+    """
+    entries: list[tuple[str, float]] = []
+    for path in paths:
+        for _, line in numbered_lines(path, "word list"):
+            fields = line.split()
+            word = normalize_text(fields[0]) if fields else ""
+            if not (word.isascii() and word.isalpha()):
+                continue
+            frequency = 0.0
+            if by_frequency and len(fields) > 1:
+                try:
+                    frequency = max(float(fields[1]), 0.0)
+                except ValueError:
+                    pass
+            entries.append((" ".join(word), frequency))
+    if not entries:
+        raise AsrError(f"{', '.join(map(str, paths))}: no words of letters A-Z to spell")
+    counts: dict[str, int] = {}
+    unit = min((f for _, f in entries if f > 0), default=1.0)
+    for spelled, frequency in entries:
+        counts[spelled] = counts.get(spelled, 0) + (max(1, round(frequency / unit)) if by_frequency else 1)
+    if not by_frequency:
+        return list(counts)
+    return [w for w, n in counts.items() for _ in range(n)]
 
 
 def _open_bytes(path: str | Path):
