@@ -6,6 +6,7 @@
 #   python bench/portable_manifests.py data/an4/manifests/train.jsonl data/an4/manifests/dev.jsonl \
 #       --out data/gpu/an4/manifests                      # audio as FLAC, relative paths
 #   mkdir -p data/gpu/an4/lm && cp data/an4/lm/3gram.arpa data/gpu/an4/lm/
+#                                   # (and lm/names_mix.arpa for --names: that machine is offline)
 #   echo /.whl/ >> .git/info/exclude          # data/ is ignored already
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

@@ -91,19 +91,26 @@ take_option() {
   done
 }
 
+# The word LM of beam search: stage 3 runs $lm_stage (default build_trigram), which writes
+# $decode_lm (default WORK/lm/3gram.arpa); tuning uses it. A recipe may set both before
+# standard_stages (recipes/an4/lm.sh does).
+build_trigram() {
+  "$asr" lm build --order 3 --manifest "$work/manifests/train.jsonl" -o "$work/lm/3gram.arpa"
+}
+
 # standard_stages CORPUS: the stages of a recipe whose manifests are train, dev and test:
 #   0 prepare, 1 train (resumes an interrupted run), 2 greedy evaluation of dev and test,
-#   3 trigram LM of the training transcripts, 4 LM weight and word score tuned on dev,
-#   5 beam + LM evaluation of dev and test.
+#   3 the LM (default: trigram of the training transcripts), 4 LM weight and word score tuned
+#   on dev, 5 beam + LM evaluation of dev and test.
 standard_stages() {
-  local corpus=$1 manifests=$work/manifests exp=$work/exp
+  local corpus=$1 manifests=$work/manifests exp=$work/exp lm=${decode_lm:-$work/lm/3gram.arpa}
   run_stage 0 prepare "$asr" prepare "$corpus" ${source:+--source "$source"} --out "$work"
   run_stage 1 train "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" \
     --exp "$exp" --config "$config" --resume
   run_stage 2 evaluate evaluate_splits "$exp/model.pt" greedy "dev test" --set decode.method=greedy
-  run_stage 3 lm "$asr" lm build --order 3 --manifest "$manifests/train.jsonl" -o "$work/lm/3gram.arpa"
+  run_stage 3 lm "${lm_stage:-build_trigram}"
   run_stage 4 tune "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" \
-    --lm "$work/lm/3gram.arpa" --out "$exp/model_lm.pt"
+    --lm "$lm" --out "$exp/model_lm.pt"
   run_stage 5 evaluate_lm evaluate_splits "$exp/model_lm.pt" beam_lm "dev test"
 }
 
@@ -112,13 +119,13 @@ standard_stages() {
 #   train the other seeds (each resumes if interrupted), combine, tune on dev (same LM and
 #   grid as the single model), beam + LM evaluation of dev and test into WORK/exp_ensemble.
 ensemble_stages() {
-  local n=$1 first=$2 manifests=$work/manifests ens=$work/exp_ensemble k
+  local n=$1 first=$2 manifests=$work/manifests ens=$work/exp_ensemble k lm=${decode_lm:-$work/lm/3gram.arpa}
   local members=("$work/exp/model.pt")
   for k in $(seq 2 "$n"); do members+=("$work/exp_seed$k/model.pt"); done
   run_stage "$first" train_seeds train_seeds "$n"
   run_stage $((first + 1)) ensemble "$asr" ensemble "${members[@]}" --combine sequence --out "$ens/model.pt"
   run_stage $((first + 2)) tune_ensemble "$asr" tune --model "$ens/model.pt" --manifest "$manifests/dev.jsonl" \
-    --lm "$work/lm/3gram.arpa" --out "$ens/model_lm.pt"
+    --lm "$lm" --out "$ens/model_lm.pt"
   run_stage $((first + 3)) evaluate_ensemble evaluate_splits "$ens/model_lm.pt" beam_lm "dev test"
 }
 
@@ -128,7 +135,7 @@ ensemble_stages() {
 # on the clean audio), greedy evaluation, tune on dev, beam + LM evaluation of dev and test, and
 # (with stages 10-11 done) the recording conditions. One model's decoding cost.
 distill_stages() {
-  local n=$1 first=$2 manifests=$work/manifests exp=$work/exp_distilled k
+  local n=$1 first=$2 manifests=$work/manifests exp=$work/exp_distilled k lm=${decode_lm:-$work/lm/3gram.arpa}
   local root teachers="" path q="'"
   root=$(cd "$work" && pwd)  # absolute paths in the config: the run resumes from anywhere
   local paths=("$root/exp/model.pt")
@@ -140,7 +147,7 @@ distill_stages() {
     --exp "$exp" --config "$config" --set "distill.teachers=[$teachers]" --resume
   run_stage $((first + 1)) evaluate_distilled evaluate_splits "$exp/model.pt" greedy "dev test" --set decode.method=greedy
   run_stage $((first + 2)) tune_distilled "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" \
-    --lm "$work/lm/3gram.arpa" --out "$exp/model_lm.pt"
+    --lm "$lm" --out "$exp/model_lm.pt"
   run_stage $((first + 3)) evaluate_distilled_lm evaluate_distilled_lm "$exp/model_lm.pt"
 }
 

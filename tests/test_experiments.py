@@ -1,6 +1,7 @@
 """Multi-seed dev experiments: asr.experiments' table, and recipes/an4/seeds.sh on a small
 slice of AN4 (a tiny model, two seeds at once, then again: nothing is redone)."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from asr.errors import AsrError
+from asr.checkpoint import load_bundle
 from asr.cli import main
 from asr.experiments import read_experiment, run_figures, table
 from asr.manifest import read_manifest, write_manifest
@@ -99,7 +101,8 @@ def test_seeds_script_trains_tunes_decodes_dev_and_tabulates(an4_prepared, tmp_p
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHON": sys.executable}
     script = str(REPO / "recipes" / "an4" / "seeds.sh")
-    base = ["bash", script, "--work", str(work), "--config", str(tmp_path / "tiny.yaml"), "--conditions", "white10"]
+    base = ["bash", script, "--work", str(work), "--config", str(tmp_path / "tiny.yaml"), "--conditions", "white10",
+            "--names", "none"]  # the trigram alone (the census lists are tested with run.sh)
 
     def seeds(*args):
         return subprocess.run(base + list(args), capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
@@ -141,6 +144,30 @@ def test_seeds_script_trains_tunes_decodes_dev_and_tabulates(an4_prepared, tmp_p
     greedy = json.loads((root / "s4" / "decode_dev_greedy" / "summary.json").read_text())["wer"]
     assert f"| {greedy:.2f}, {greedy:.2f} (4: {greedy:.2f}) | +0.00 (0 of 1 lower) |" in both.stdout
 
+    # a decoding-only experiment: tiny's models, tuned and decoded with another LM
+    bigram = tmp_path / "bigram.arpa"
+    subprocess.run([sys.executable, "-m", "asr", "lm", "build", "--backend", "python", "--order", "2", "--manifest",
+                    str(work / "manifests" / "train.jsonl"), "-o", str(bigram)], check=True, capture_output=True)
+    lm2 = seeds("--name", "lm2", "--seeds", "3 4", "--models-of", "tiny", "--lm", str(bigram), "--against", "tiny")
+    assert lm2.returncode == 0, lm2.stderr[-2000:]
+    for seed in (3, 4):
+        run = work / "seeds" / "lm2" / f"s{seed}"
+        assert (run / "model.pt").is_symlink() and (run / "model.pt").resolve() == (root / f"s{seed}" / "model.pt")
+        assert (run / ".done").is_file() and not (run / "train.log").exists()
+        assert load_bundle(run / "model_lm.pt").lm_arpa == bigram.read_text()  # tuned with the other LM
+        assert (run / "conditions_dev" / "conditions.json").is_file()
+    settings = (work / "seeds" / "lm2" / "settings.txt").read_text()
+    assert "models of: tiny" in settings and "lm: " in settings and "config:" not in settings
+    assert "| lm2: median, mean (seed: value) |" in lm2.stdout
+    trigram_line = f"lm: {hashlib.sha256((work / 'lm' / '3gram.arpa').read_bytes()).hexdigest()} ({work}/lm/3gram.arpa)"
+    assert trigram_line in (root / "settings.txt").read_text().splitlines()
+    # settings written before --lm existed (no lm line) were the trigram's: still accepted
+    settings = root / "settings.txt"
+    settings.write_text("\n".join(line for line in settings.read_text().splitlines() if not line.startswith("lm: ")))
+    assert seeds("--name", "tiny", "--seeds", "3").returncode == 0
+    refused = seeds("--name", "tiny", "--seeds", "3", "--lm", str(bigram))
+    assert refused.returncode == 2 and "run with other settings" in refused.stderr
+
 
 @pytest.mark.parametrize("args, message", [
     ([], "--name needs a plain folder name"),
@@ -157,12 +184,29 @@ def test_seeds_script_trains_tunes_decodes_dev_and_tabulates(an4_prepared, tmp_p
     (["--name", "x", "--against", "missing"], "no such experiment (--against)"),
     (["--name", "x", "--config", "missing.yaml"], "missing.yaml: no such config file"),
     (["--name", "x", "--bogus", "1"], "unknown option --bogus"),
+    (["--name", "x", "--lm", "missing.arpa"], "missing.arpa: no such language model (--lm)"),
+    (["--name", "x", "--models-of", "missing"], "no such experiment (--models-of)"),
 ])
 def test_seeds_script_refuses_bad_arguments(tmp_path, args, message):
     r = subprocess.run(["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(tmp_path)] + args,
                        capture_output=True, text=True, check=False, cwd=tmp_path)
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert list(tmp_path.iterdir()) == []  # refused before writing anything
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", "base", "--models-of", "base"], "--models-of names this experiment itself"),
+    (["--name", "x", "--models-of", "base", "--set", "model.hidden_size=8"], "with --models-of nothing is trained"),
+    (["--name", "x", "--models-of", "base", "--seeds", "1 2"], "seeds/base/s2: not a finished seed (--models-of)"),
+])
+def test_seeds_script_decoding_only_needs_finished_models(tmp_path, args, message):
+    (tmp_path / "seeds" / "base" / "s1").mkdir(parents=True)
+    (tmp_path / "seeds" / "base" / "s1" / ".done").touch()
+    (tmp_path / "seeds" / "base" / "s2").mkdir()  # not finished
+    r = subprocess.run(["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(tmp_path)] + args,
+                       capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert sorted(p.name for p in (tmp_path / "seeds").iterdir()) == ["base"]  # nothing written
 
 
 def test_seeds_script_refuses_an_experiment_run_with_other_settings(tmp_path):

@@ -36,8 +36,14 @@ def recipe_run(tmp_path_factory):
         pytest.skip("AN4 archive not available (set ASR_AN4_SOURCE)")
     tmp_path = tmp_path_factory.mktemp("recipe")
     (tmp_path / "tiny.yaml").write_text(TINY)
+    census = tmp_path / "census"  # a few names in the census lists' layout, for the LM (recipes/an4/lm.sh)
+    census.mkdir()
+    for file, names in (("dist.all.last", "SMITH JOHNSON PITTS"), ("dist.female.first", "LINDA MARY"),
+                        ("dist.male.first", "DONALD MARK")):
+        (census / file).write_text("".join(f"{n:<15}0.500  0.500 {k:>6}\n" for k, n in enumerate(names.split(), 1)))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    cmd = ["bash", str(REPO / "recipes" / "an4" / "run.sh"), "--source", str(source),
+    env.pop("ASR_CENSUS_NAMES", None)
+    cmd = ["bash", str(REPO / "recipes" / "an4" / "run.sh"), "--source", str(source), "--names", str(census),
            "--work", str(tmp_path / "an4"), "--config", str(tmp_path / "tiny.yaml"), "--conditions", "white10 band8k"]
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     return tmp_path, cmd, env, first
@@ -54,8 +60,17 @@ def test_an4_recipe_runs_all_stages_once(recipe_run):
     assert json.loads((exp / "decode_test_beam_lm" / "summary.json").read_text())["decode"]["method"] == "beam"
     assert (tmp_path / "an4" / "lm" / "3gram.arpa").is_file() and (exp / "model_lm.pt").is_file()
     from asr.checkpoint import load_bundle
+    from asr.lm import read_arpa
     from asr.manifest import read_manifest
 
+    # the LM: the transcripts' trigram mixed with the spelled names (weights fitted on dev)
+    lm = tmp_path / "an4" / "lm"
+    assert (lm / "names.txt").read_text().splitlines()[:2] == ["S M I T H", "J O H N S O N"]
+    assert read_arpa(lm / "names6.arpa").order == 6
+    mixed = read_arpa(lm / "names_mix.arpa")
+    assert mixed.order == 6 and ("<s>", "D", "O", "N", "A", "L") in mixed.prob
+    assert load_bundle(exp / "model_lm.pt").lm_arpa == (lm / "names_mix.arpa").read_text()
+    assert "prior weights" in first.stdout
     counts = {split: len(read_manifest(tmp_path / "an4" / "manifests" / f"{split}.jsonl"))
               for split in ("train", "dev", "test")}
     assert counts == {"train": 856, "dev": 92, "test": 130}
@@ -139,3 +154,17 @@ def test_an4_recipe_ensemble_stages(recipe_run):
         for name in (f"decode_{split}_greedy", f"decode_{split}_beam_lm", f"conditions_{split}/clean"):
             assert json.loads((work / "exp_distilled" / name / "summary.json").read_text())["n_sentences"] == n
     assert f"== test, beam_lm ({work}/exp_distilled/decode_test_beam_lm)" in run.stdout
+
+
+def test_an4_lm_is_the_trigram_unless_names_are_given(tmp_path):
+    script = f"""
+asr=false work={tmp_path}
+. {REPO}/recipes/lib.sh
+. {REPO}/recipes/an4/lm.sh
+names=none; an4_lm_path
+names={tmp_path}/census; an4_lm_path
+names=census; an4_lm_path
+names=; an4_lm_path
+"""
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [f"{tmp_path}/lm/{name}.arpa" for name in ("3gram", "names_mix", "names_mix", "3gram")]

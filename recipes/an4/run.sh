@@ -2,10 +2,13 @@
 # AN4 recipe: prepare -> train -> evaluate (greedy) -> LM -> tune on dev -> evaluate (beam + LM).
 #
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage N] [--source PATH] [--work DIR] [--config YAML]
-#                           [--ensemble N [--distill]] [--conditions "white20 white10 ..."]
+#                           [--ensemble N [--distill]] [--conditions "white20 white10 ..."] [--names census|DIR]
 #
 # --source: a local an4_sphere.tar.gz or extracted folder (default: $ASR_AN4_SOURCE, else
 # CMU's archive is downloaded). Everything is written under --work (default data/an4).
+# --names census|DIR: mix spelled US Census 1990 names into the LM (recipes/an4/lm.sh; census: the
+# lists from $ASR_CENSUS_NAMES, else census.gov; DIR: a folder holding them). Default none: the
+# trigram of the training transcripts.
 # A finished stage is skipped when run again (delete WORK/.done.<N>.<name> to redo it; a
 # stage that runs again also redoes the stages after it); an interrupted training stage
 # resumes from its last epoch checkpoint.
@@ -36,8 +39,11 @@ work=data/an4
 config=$here/conf/train.yaml
 ensemble=1
 conditions="white20 white10 white5 reverb band8k"
+names=none
 . "$here/../lib.sh"
+. "$here/lm.sh"
 take_flag --distill distill "$@"
+take_option --names names ${recipe_args[@]+"${recipe_args[@]}"}
 take_option --ensemble ensemble ${recipe_args[@]+"${recipe_args[@]}"}
 take_option --conditions conditions ${recipe_args[@]+"${recipe_args[@]}"}
 parse_recipe_args ${recipe_args[@]+"${recipe_args[@]}"}
@@ -48,7 +54,9 @@ if [ "$distill" = 1 ] && [ "$ensemble" -lt 2 ]; then
   echo "an4/run.sh: --distill needs --ensemble N (N >= 2): the teachers" >&2; exit 2
 fi
 
-# The LM sees the training transcripts only; LM weight and word score are tuned on dev.
+# The LM sees the training transcripts (and with --names the census names, lm.sh); LM weight and
+# word score are tuned on dev.
+lm_stage=build_an4_lm decode_lm=$(an4_lm_path)
 standard_stages an4
 if [ "$ensemble" -ge 2 ]; then
   # the single model's recording conditions (10-11) do not depend on the ensemble

@@ -9,6 +9,7 @@
 #   bash recipes/an4/seeds.sh --name NAME [--seeds "1234 1235 1236"] [--parallel N] [--work DIR]
 #                             [--config YAML] [--set KEY=VALUE ...] [--against NAME ...]
 #                             [--conditions "white20 white10 ..."] [--source PATH]
+#                             [--lm ARPA] [--models-of NAME] [--names census|DIR]
 #
 # Runs go to WORK/seeds/NAME/s<SEED>/ (WORK: default data/an4); an interrupted run resumes and a
 # finished one (s<SEED>/.done) is skipped, so the same command completes an experiment or adds
@@ -16,13 +17,17 @@
 # --conditions, GPU or CPU) are kept in WORK/seeds/NAME/settings.txt: a later call with other
 # settings is refused, so one table never mixes them. The table goes to WORK/seeds/NAME/table.md.
 # What the runs need and WORK lacks is made first: run.sh's manifests (--source as for run.sh),
-# trigram LM and dev copies under the conditions.
+# LM (--names as for run.sh) and dev copies under the conditions.
+# --lm ARPA: tune and decode beam + LM with this language model (default: the recipe's, lm.sh).
+# --models-of NAME: train nothing; decode the models of the finished seeds of experiment NAME (a
+# decoding-only experiment, e.g. another LM).
 # --parallel N: N seeds train at once. On a GPU they share it (on an H200, AN4 epochs took 1.3-1.7 s
 # alone or two at a time, 5-7 s eight at a time); on a CPU the cores are split between them
 # (OMP_NUM_THREADS, unless set), which changes rounding, not the model: run.sh uses all cores.
 # Example, a variant against the recipe, three seeds each:
 #   bash recipes/an4/seeds.sh --name base
 #   bash recipes/an4/seeds.sh --name tm6 --set augment.n_time_masks=6 --against base
+#   bash recipes/an4/seeds.sh --name base_lm2 --models-of base --lm other.arpa --against base
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,13 +36,14 @@ config=$here/conf/train.yaml
 source=${ASR_AN4_SOURCE:-}
 conditions="white20 white10 white5 reverb band8k"
 name="" seeds="1234 1235 1236" parallel=1
-sets=() against=()
+sets=() against=() lm="" models_of="" names=none
 . "$here/../lib.sh"  # $asr, and run.sh's decoding steps: evaluate_splits, evaluate_conditions
+. "$here/lm.sh"  # the recipe's LM: an4_lm_path, build_an4_lm
 die() { echo "an4/seeds.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     -h|--help) sed -n '2,/^set /p' "$0" | sed '$d'; exit 0 ;;
-    --name|--seeds|--parallel|--work|--config|--source|--conditions|--set|--against)
+    --name|--seeds|--parallel|--work|--config|--source|--conditions|--set|--against|--lm|--models-of|--names)
       [ $# -ge 2 ] && [ "${2#--}" = "$2" ] || die "$1 needs a value" ;;
     *) die "unknown option $1" ;;
   esac
@@ -51,6 +57,9 @@ while [ $# -gt 0 ]; do
     --conditions) conditions=$2 ;;
     --set) sets+=(--set "$2") ;;
     --against) against+=("$2") ;;
+    --lm) lm=$2 ;;
+    --models-of) models_of=$2 ;;
+    --names) names=$2 ;;
   esac
   shift 2
 done
@@ -72,28 +81,52 @@ for other in ${against[@]+"${against[@]}"}; do
   [ -d "$work/seeds/$other" ] || die "$work/seeds/$other: no such experiment (--against)"
 done
 [ -f "$config" ] || die "$config: no such config file"
+[ -z "$lm" ] || [ -f "$lm" ] || die "$lm: no such language model (--lm)"
+if [ -n "$models_of" ]; then
+  [ -d "$work/seeds/$models_of" ] || die "$work/seeds/$models_of: no such experiment (--models-of)"
+  [ "$models_of" != "$name" ] || die "--models-of names this experiment itself"
+  [ ${#sets[@]} -eq 0 ] || die "--set changes training; with --models-of nothing is trained"
+  for s in $seeds; do
+    [ -f "$work/seeds/$models_of/s$s/.done" ] || die "$work/seeds/$models_of/s$s: not a finished seed (--models-of)"
+  done
+fi
 
 root=$work/seeds/$name
 device=cpu
 if nvidia-smi -L > /dev/null 2>&1; then device=gpu; fi  # train.precision auto: bf16 there, float32 on most CPUs
-settings="config: $(sha256sum < "$config" | cut -d' ' -f1) ($config)
-set: ${sets[*]+"${sets[*]}"}
+if [ -n "$models_of" ]; then
+  trained="models of: $models_of"
+else
+  trained="config: $(sha256sum < "$config" | cut -d' ' -f1) ($config)
+set: ${sets[*]+"${sets[*]}"}"
+fi
+stored=""
+[ ! -f "$root/settings.txt" ] || stored=$(cat "$root/settings.txt")
+same() { [ "$(sed 's/ (.*//' <<< "$1")" = "$(sed 's/ (.*//' <<< "$2")" ]; }  # contents count, not paths
+refuse() { die "$root/settings.txt: this experiment was run with other settings; use another --name"; }
+settings="$trained
 conditions: $conditions
 device: $device"
-if [ -f "$root/settings.txt" ]; then
-  # the config file's content counts, not its path: the recipe's conf may change between commits
-  [ "$(sed 's/ (.*//' "$root/settings.txt")" = "$(sed 's/ (.*//' <<< "$settings")" ] ||
-    die "$root/settings.txt: this experiment was run with other settings; use another --name"
-fi
+[ -z "$stored" ] || same "$(grep -v '^lm: ' <<< "$stored")" "$settings" || refuse
 
-manifests=$work/manifests lm=$work/lm/3gram.arpa
 # What the runs read, made once for every experiment in WORK (run.sh makes the same files).
+manifests=$work/manifests
 if [ ! -f "$manifests/dev.jsonl" ]; then
   "$asr" prepare an4 ${source:+--source "$source"} --out "$work"
 fi
-if [ ! -f "$lm" ]; then
-  "$asr" lm build --order 3 --manifest "$manifests/train.jsonl" -o "$lm"
+if [ -z "$lm" ]; then  # the recipe's
+  lm=$(an4_lm_path)
+  [ -f "$lm" ] || build_an4_lm
 fi
+lm_line="lm: $(sha256sum < "$lm" | cut -d' ' -f1) ($lm)"
+if [ -n "$stored" ]; then
+  stored_lm=$(grep '^lm: ' <<< "$stored" || true)
+  if [ -z "$stored_lm" ]; then  # settings written before --lm: the training transcripts' trigram
+    stored_lm="lm: $({ sha256sum < "$work/lm/3gram.arpa" || true; } 2> /dev/null | cut -d' ' -f1)"
+  fi
+  same "$stored_lm" "$lm_line" || refuse
+fi
+settings=$(sed "/^device: /i $lm_line" <<< "$settings")
 for c in $conditions; do
   copy=$work/conditions/dev.$c.jsonl
   [ -f "$copy" ] || "$asr" degrade --manifest "$manifests/dev.jsonl" --condition "$c" --out "$copy"
@@ -106,13 +139,18 @@ if [ "$parallel" -gt 1 ] && [ -z "${OMP_NUM_THREADS:-}" ] && [ "$device" = cpu ]
   export OMP_NUM_THREADS=$(( cores / parallel > 0 ? cores / parallel : 1 ))
 fi
 
-# one_seed S: train, greedy decode of dev, tune on dev, beam + LM decode of dev clean and under
-# the conditions (run.sh's stages 1, 2, 4 and 11, for dev only); sS/.done when all
-# of it is there. Its output is added to sS.log.
+# one_seed S: train (or, with --models-of, link that experiment's model), greedy decode of dev,
+# tune on dev, beam + LM decode of dev clean and under the conditions (run.sh's stages 1, 2, 4
+# and 11, for dev only); sS/.done when all of it is there. Its output is added to sS.log.
 one_seed() {
   local exp=$root/s$1
-  "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" --exp "$exp" \
-    --config "$config" ${sets[@]+"${sets[@]}"} --set "train.seed=$1" --resume --no-progress
+  if [ -n "$models_of" ]; then
+    mkdir -p "$exp"
+    ln -sfn "../../$models_of/s$1/model.pt" "$exp/model.pt"
+  else
+    "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" --exp "$exp" \
+      --config "$config" ${sets[@]+"${sets[@]}"} --set "train.seed=$1" --resume --no-progress
+  fi
   evaluate_splits "$exp/model.pt" greedy dev --set decode.method=greedy  # -> decode_dev_greedy
   "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" --lm "$lm" --out "$exp/model_lm.pt"
   evaluate_conditions dev "$exp/model_lm.pt"  # -> conditions_dev: clean and each condition
