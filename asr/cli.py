@@ -693,8 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = lm_sub.add_parser("mix", help="interpolate ARPA n-gram LMs into one (weights given or fitted on a dev set)")
     s.add_argument("models", nargs="+", metavar="ARPA", help="the language models (two or more)")
     s.add_argument("--weights", metavar="W,W,...", help="one mixture weight per model, summing to 1")
-    s.add_argument("--fit", metavar="MANIFEST", help="instead: the weights that give this manifest's transcripts "
-                        "the lowest perplexity (EM, as SRILM's compute-best-mix); use a dev set, never test")
+    s.add_argument("--fit", metavar="MANIFEST", help="instead: the static weights that give this manifest's "
+                        "transcripts the lowest perplexity (EM, as SRILM's compute-best-mix; with --bayes they are the "
+                        "priors); use a dev set, never test")
     s.add_argument("--bayes", action="store_true", help="weights that follow the history: each model's posterior "
                    "given the history's words, the weights being priors (SRILM's -bayes); for models of different "
                    "kinds of sentence")

@@ -171,7 +171,9 @@ def interpolate(models: Sequence[NgramModel], weights: Sequence[float], bayes: b
     weight in history h is its posterior weight_i p_i(h) / sum_j weight_j p_j(h), with p_i(h) the
     probability model i gives the history's words (from <s> where the history starts with it).
     The weights given are then the priors. Where the models cover different kinds of sentence (a
-    corpus's commands and spelled names, say), the history picks the model that explains it.
+    corpus's commands and spelled names, say), the history picks the model that explains it; a
+    history word outside a model's vocabulary rules that model out for the n-gram (ERASE M A R Y:
+    a model of spelled names alone gives ERASE nothing).
 
     Every n-gram listed by any model (and every prefix of one) is listed with its exact mixed
     probability; the context weights are set so that each history's distribution sums to one
@@ -213,7 +215,10 @@ def interpolate(models: Sequence[NgramModel], weights: Sequence[float], bayes: b
         for h, words in by_context.items():
             lams = history_weights(h)
             for w in words:
-                prob[h + (w,)] = sum(lam * component_probability(m, w, h) for m, lam in zip(models, lams))
+                p = sum(lam * component_probability(m, w, h) for m, lam in zip(models, lams))
+                if not p > 0:  # an n-gram whose models all give it 0 (log10 -inf in an ARPA file)
+                    raise ValueError(f"the mixture gives {' '.join(h + (w,))!r} probability 0")
+                prob[h + (w,)] = p
         if n == 1:
             continue
         for h, words in by_context.items():  # h's weight for the lower order, from p(. | h[1:])
@@ -228,7 +233,9 @@ def best_mixture_weights(models: Sequence[NgramModel], sentences: Iterable[Seque
                          iterations: int = 100, tolerance: float = 1e-6) -> list[float]:
     """The mixture weights that maximize the likelihood of held-out sentences (EM, as SRILM's
     compute-best-mix): each weight becomes the mean share of its model in the mixed probability
-    of every word (and </s>). Words no model gives a probability are skipped."""
+    of every word (and </s>). A word no model knows counts as <unk>; one that gets probability 0
+    from every model is skipped. These are the static mixture's best weights (interpolate's
+    bayes=False), also used as the priors of a bayes mixture."""
     known = set().union(*(m._known for m in models))
     rows = []
     for words in sentences:
@@ -417,6 +424,9 @@ def numbered_lines(path: str | Path, what: str) -> Iterator[tuple[int, str]]:
         raise AsrError(f"{path}: cannot read {what} ({first_line(e)})") from None
 
 
+MAX_SPELLED_LINES = 20_000_000  # spelled_words(by_frequency=True): the census lists need 329,542
+
+
 def spelled_words(paths: Sequence[str | Path], by_frequency: bool = False) -> list[str]:
     """The words of word lists, each spelled as its letters ("LINDA" -> "L I N D A"), in order of
     first appearance. The first column of each line is the word (so the US Census name lists,
@@ -431,7 +441,7 @@ def spelled_words(paths: Sequence[str | Path], by_frequency: bool = False) -> li
     """
     entries: list[tuple[str, float]] = []
     for path in paths:
-        for _, line in numbered_lines(path, "word list"):
+        for number, line in numbered_lines(path, "word list"):
             fields = line.split()
             word = normalize_text(fields[0]) if fields else ""
             if not (word.isascii() and word.isalpha()):
@@ -439,9 +449,11 @@ def spelled_words(paths: Sequence[str | Path], by_frequency: bool = False) -> li
             frequency = 0.0
             if by_frequency and len(fields) > 1:
                 try:
-                    frequency = max(float(fields[1]), 0.0)
+                    frequency = float(fields[1])
                 except ValueError:
                     pass
+                if not math.isfinite(frequency) or frequency < 0:
+                    raise AsrError(f"{path}:{number}: frequency {fields[1]!r} is not a number >= 0")
             entries.append((" ".join(word), frequency))
     if not entries:
         raise AsrError(f"{', '.join(map(str, paths))}: no words of letters A-Z to spell")
@@ -451,6 +463,10 @@ def spelled_words(paths: Sequence[str | Path], by_frequency: bool = False) -> li
         counts[spelled] = counts.get(spelled, 0) + (max(1, round(frequency / unit)) if by_frequency else 1)
     if not by_frequency:
         return list(counts)
+    total = sum(counts.values())
+    if total > MAX_SPELLED_LINES:
+        raise AsrError(f"{', '.join(map(str, paths))}: the frequencies ask for {total:,} lines (the largest over the "
+                       f"least is too large); at most {MAX_SPELLED_LINES:,}")
     return [w for w, n in counts.items() for _ in range(n)]
 
 

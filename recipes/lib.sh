@@ -108,7 +108,12 @@ standard_stages() {
   run_stage 1 train "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" \
     --exp "$exp" --config "$config" --resume
   run_stage 2 evaluate evaluate_splits "$exp/model.pt" greedy "dev test" --set decode.method=greedy
-  run_stage 3 lm "${lm_stage:-build_trigram}"
+  local lm_done=lm done  # the stage is named after the LM it makes, and another made last makes it run again
+  [ "$lm" = "$work/lm/3gram.arpa" ] || lm_done=lm_$(basename "$lm" .arpa)
+  for done in "$work"/.done.3.*; do
+    if [ -e "$done" ] && [ "$done" != "$work/.done.3.$lm_done" ]; then rm -f "$work"/.done.3.*; fi
+  done
+  run_stage 3 "$lm_done" "${lm_stage:-build_trigram}"
   run_stage 4 tune "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" \
     --lm "$lm" --out "$exp/model_lm.pt"
   run_stage 5 evaluate_lm evaluate_splits "$exp/model_lm.pt" beam_lm "dev test"

@@ -164,8 +164,13 @@ def test_seeds_script_trains_tunes_decodes_dev_and_tabulates(an4_prepared, tmp_p
     # settings written before --lm existed (no lm line) were the trigram's: still accepted
     settings = root / "settings.txt"
     settings.write_text("\n".join(line for line in settings.read_text().splitlines() if not line.startswith("lm: ")))
-    assert seeds("--name", "tiny", "--seeds", "3").returncode == 0
     refused = seeds("--name", "tiny", "--seeds", "3", "--lm", str(bigram))
+    assert refused.returncode == 2 and "run with other settings" in refused.stderr
+    assert seeds("--name", "tiny", "--seeds", "3").returncode == 0
+    assert trigram_line in settings.read_text().splitlines()  # written back with its lm line
+    trigram = work / "lm" / "3gram.arpa"
+    trigram.write_text(trigram.read_text().replace("\\end\\", "\n\\end\\"))  # another trigram now
+    refused = seeds("--name", "tiny", "--seeds", "3")
     assert refused.returncode == 2 and "run with other settings" in refused.stderr
 
 
@@ -186,6 +191,8 @@ def test_seeds_script_trains_tunes_decodes_dev_and_tabulates(an4_prepared, tmp_p
     (["--name", "x", "--bogus", "1"], "unknown option --bogus"),
     (["--name", "x", "--lm", "missing.arpa"], "missing.arpa: no such language model (--lm)"),
     (["--name", "x", "--models-of", "missing"], "no such experiment (--models-of)"),
+    (["--name", "x", "--models-of", "../x"], "--models-of needs a plain folder name"),
+    (["--name", "x", "--lm", "missing.arpa", "--names", "census"], "no such language model"),
 ])
 def test_seeds_script_refuses_bad_arguments(tmp_path, args, message):
     r = subprocess.run(["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(tmp_path)] + args,
@@ -198,6 +205,7 @@ def test_seeds_script_refuses_bad_arguments(tmp_path, args, message):
     (["--name", "base", "--models-of", "base"], "--models-of names this experiment itself"),
     (["--name", "x", "--models-of", "base", "--set", "model.hidden_size=8"], "with --models-of nothing is trained"),
     (["--name", "x", "--models-of", "base", "--seeds", "1 2"], "seeds/base/s2: not a finished seed (--models-of)"),
+    (["--name", "x", "--lm", "seeds/base/s1/.done", "--names", "census"], "--lm and --names: give one"),
 ])
 def test_seeds_script_decoding_only_needs_finished_models(tmp_path, args, message):
     (tmp_path / "seeds" / "base" / "s1").mkdir(parents=True)

@@ -98,8 +98,9 @@ def test_a_model_mixed_with_itself_is_unchanged():
             assert mixed.probability(w, h) == pytest.approx(model.probability(w, h), rel=1e-9), (h, w)
 
 
-def test_mixture_written_as_arpa_reads_back(two_models, tmp_path):
-    mixed = interpolate(two_models, [0.5, 0.5])
+@pytest.mark.parametrize("bayes", [False, True])
+def test_mixture_written_as_arpa_reads_back(two_models, tmp_path, bayes):
+    mixed = interpolate(two_models, [0.5, 0.5], bayes=bayes)
     write_arpa(mixed, tmp_path / "mix.arpa")
     back = read_arpa(tmp_path / "mix.arpa")
     assert back.order == 3 and set(back.prob) == set(mixed.prob)
@@ -159,6 +160,13 @@ def test_spelled_words_from_census_lists_and_plain_lists(tmp_path):
     assert weighted[0] == "L I N D A" and weighted[-1] == "A B E"
     with pytest.raises(AsrError, match="missing.txt: no such word list"):
         spelled_words([tmp_path / "missing.txt"])
+    for bad in ("nan", "inf", "-1"):
+        (tmp_path / "freq.txt").write_text(f"ANNA 0.5 0.5 1\nBOB {bad} 0.9 2\n")
+        with pytest.raises(AsrError, match=f"freq.txt:2: frequency '{bad}' is not a number >= 0"):
+            spelled_words([tmp_path / "freq.txt"], by_frequency=True)
+    (tmp_path / "freq.txt").write_text("ANNA 1e9 1 1\nBOB 0.001 1 2\n")
+    with pytest.raises(AsrError, match="the frequencies ask for 1,000,000,000,001 lines"):
+        spelled_words([tmp_path / "freq.txt"], by_frequency=True)
     (tmp_path / "bad.txt").write_bytes(b"ANNA\n\xff\xfe\n")
     with pytest.raises(AsrError, match=r"bad.txt:2: not UTF-8"):
         spelled_words([tmp_path / "bad.txt"])
@@ -244,6 +252,23 @@ def test_census_name_lists_from_a_folder_the_environment_or_census_gov(tmp_path,
     census_names.census_name_lists(None, tmp_path / "dl")  # there already: nothing fetched again
     assert len(fetched) == 3
 
+    # a bad file is not kept: a later call with a good source (or a new download) replaces it
+    bad_web = []
+
+    def bad_download(url, dest, **kwargs):
+        bad_web.append(url)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text("<html>Not Found</html>\n")
+        return dest
+
+    monkeypatch.setattr(census_names, "download", bad_download)
+    with pytest.raises(AsrError, match=r"dist.all.last:1: not a census name list line"):
+        census_names.census_name_lists(None, tmp_path / "bad_dl")
+    assert not (tmp_path / "bad_dl" / "dist.all.last").exists()
+    (tmp_path / "out" / "dist.all.last").write_text("SOMETHING ELSE\n")  # a source given: copied again
+    census_names.census_name_lists(source, tmp_path / "out")
+    assert (tmp_path / "out" / "dist.all.last").read_text() == (source / "dist.all.last").read_text()
+
     (source / "dist.male.first").unlink()
     assert main(["lm", "census-names", "--source", str(source), "--out", str(tmp_path / "x")]) == 1
     assert "no dist.male.first (the US Census 1990 name lists)" in capsys.readouterr().err
@@ -253,3 +278,30 @@ def test_census_name_lists_from_a_folder_the_environment_or_census_gov(tmp_path,
     assert "dist.all.last:1: not a census name list line" in capsys.readouterr().err
     assert main(["lm", "census-names", "--source", str(tmp_path / "none"), "--out", str(tmp_path / "z")]) == 1
     assert "none: no such folder" in capsys.readouterr().err
+
+
+def test_kenlm_reads_a_mixture(two_models, tmp_path):
+    """KenLM's build_binary (as flashlight's decoder reads ARPA) takes the written mixture: every
+    n-gram's context is listed."""
+    import subprocess
+
+    from asr.kenlm import find_kenlm
+
+    tools = find_kenlm()
+    if tools is None:
+        if __import__("os").environ.get("CI"):
+            pytest.fail("KenLM not built: .ci/run runs `asr lm install-kenlm`")
+        pytest.skip("KenLM's build_binary is not built (asr lm install-kenlm)")
+    write_arpa(interpolate(two_models, [0.6, 0.4], bayes=True), tmp_path / "mix.arpa")
+    r = subprocess.run([str(tools["build_binary"]), str(tmp_path / "mix.arpa"), str(tmp_path / "mix.bin")],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr[-1000:]
+    assert (tmp_path / "mix.bin").stat().st_size > 0
+
+
+def test_a_zero_probability_is_an_error_not_a_log_of_zero(two_models):
+    commands, letters = two_models
+    broken = estimate(text(COMMANDS, 0, 200), 2)
+    broken.prob[("ENTER",)] = 0.0  # as read from an ARPA line of -inf
+    with pytest.raises(ValueError, match="'ENTER' probability 0"):
+        interpolate([broken, letters], [0.5, 0.5])

@@ -168,3 +168,25 @@ names=; an4_lm_path
 """
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert out == [f"{tmp_path}/lm/{name}.arpa" for name in ("3gram", "names_mix", "names_mix", "3gram")]
+
+
+def test_switching_the_lm_makes_stage_3_and_what_follows_run_again(tmp_path):
+    """standard_stages with a stand-in asr (true): which stages run as the LM changes."""
+    def stages(names):
+        script = f"""set -euo pipefail
+ASR=true work={tmp_path} stage=0 stop_stage=5 config=x names={names}
+. {REPO}/recipes/lib.sh
+. {REPO}/recipes/an4/lm.sh
+lm_stage=build_an4_lm decode_lm=$(an4_lm_path)
+standard_stages an4
+"""
+        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+        return [line.split("(")[1].split(")")[0] for line in out.splitlines()
+                if line.startswith("== stage") and "skipping" not in line]
+
+    assert stages("none") == ["prepare", "train", "evaluate", "lm", "tune", "evaluate_lm"]
+    assert stages("none") == []
+    assert stages("census") == ["lm_names_mix", "tune", "evaluate_lm"]
+    assert stages("census") == []
+    assert stages("none") == ["lm", "tune", "evaluate_lm"]  # the trigram's stage was done before, not last
+    assert sorted(p.name for p in tmp_path.glob(".done.3.*")) == [".done.3.lm"]

@@ -26,8 +26,9 @@ _LINE = re.compile(r"[A-Z]+(?:['-][A-Z]+)*\s+\d+\.\d+\s+\d+\.\d+\s+\d+")
 
 def census_name_lists(source: str | Path | None, out_dir: str | Path) -> list[Path]:
     """The three lists in out_dir: copied from `source` (a folder holding them; default
-    $ASR_CENSUS_NAMES) or, with neither, downloaded from census.gov. A file already in out_dir
-    is kept. Each is checked to be a name list (its first line); otherwise an AsrError names it."""
+    $ASR_CENSUS_NAMES), again at every call, or, with neither, downloaded from census.gov (once: a
+    download already there is kept). Each is checked to be a name list (its first line) before it
+    takes its place; otherwise, or if a file cannot be read or written, an AsrError names it."""
     out_dir = Path(out_dir)
     source = source or os.environ.get(ENV_VAR) or None
     if source is not None:
@@ -40,25 +41,34 @@ def census_name_lists(source: str | Path | None, out_dir: str | Path) -> list[Pa
     paths = []
     for name in FILES:
         dest = out_dir / name
-        if not dest.is_file():
-            if source is None:
-                download(URL + name, dest, progress=False)
-            else:
+        try:
+            if source is not None:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 part = dest.with_name(name + ".part")
                 shutil.copyfile(Path(source) / name, part)
+                check_name_list(part, shown=Path(source) / name)
                 os.replace(part, dest)
-        check_name_list(dest)
+            elif not dest.is_file():
+                download(URL + name, dest, progress=False)
+                try:
+                    check_name_list(dest, shown=URL + name)
+                except AsrError:
+                    dest.unlink()  # not kept: the next call downloads it again
+                    raise
+        except OSError as e:
+            raise AsrError(f"{dest}: cannot write the name list ({e.strerror or e})") from None
         paths.append(dest)
     return paths
 
 
-def check_name_list(path: Path) -> None:
-    """An AsrError unless the file's first line reads as a census name list line."""
+def check_name_list(path: Path, shown: str | Path | None = None) -> None:
+    """An AsrError, naming `shown` (default: the path), unless the file's first line reads as a
+    census name list line."""
+    shown = shown or path
     try:
         with open(path, encoding="utf-8") as f:
             first = f.readline().strip()
     except (OSError, UnicodeDecodeError) as e:
-        raise AsrError(f"{path}: cannot read name list ({e})") from None
+        raise AsrError(f"{shown}: cannot read name list ({e})") from None
     if not _LINE.fullmatch(first):
-        raise AsrError(f"{path}:1: not a census name list line (NAME FREQ CUM RANK): {first[:60]!r}")
+        raise AsrError(f"{shown}:1: not a census name list line (NAME FREQ CUM RANK): {first[:60]!r}")

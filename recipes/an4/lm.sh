@@ -11,7 +11,7 @@
 # (asr lm mix --bayes: each model's posterior given the words so far, priors fitted on the dev
 # transcripts), so that the names' model speaks inside a spelled name and stays out of commands;
 # written to WORK/lm/names_mix.arpa. Not the default: on dev, over three seeds, it lowered the WER
-# under every recording condition for every seed but on clean speech for two seeds of three
+# averaged over the recording conditions for every seed, on clean speech for two seeds of three
 # (recipes/an4/RESULTS.md, "Spelled names in the LM").
 
 an4_lm_path() {

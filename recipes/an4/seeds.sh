@@ -17,7 +17,7 @@
 # --conditions, GPU or CPU) are kept in WORK/seeds/NAME/settings.txt: a later call with other
 # settings is refused, so one table never mixes them. The table goes to WORK/seeds/NAME/table.md.
 # What the runs need and WORK lacks is made first: run.sh's manifests (--source as for run.sh),
-# LM (--names as for run.sh) and dev copies under the conditions.
+# LM (--names as for run.sh; made once in WORK/lm) and dev copies under the conditions.
 # --lm ARPA: tune and decode beam + LM with this language model (default: the recipe's, lm.sh).
 # --models-of NAME: train nothing; decode the models of the finished seeds of experiment NAME (a
 # decoding-only experiment, e.g. another LM).
@@ -66,6 +66,9 @@ done
 case $name in
   ''|*/*|.*) die "--name needs a plain folder name (the experiment's)" ;;
 esac
+case $models_of in
+  */*|.*) die "--models-of needs a plain folder name (an experiment's)" ;;
+esac
 [[ $parallel =~ ^[1-9][0-9]*$ ]] || die "--parallel needs a number >= 1, got '$parallel'"
 seen=" "
 for s in $seeds; do
@@ -82,6 +85,7 @@ for other in ${against[@]+"${against[@]}"}; do
 done
 [ -f "$config" ] || die "$config: no such config file"
 [ -z "$lm" ] || [ -f "$lm" ] || die "$lm: no such language model (--lm)"
+[ -z "$lm" ] || [ "$names" = none ] || die "--lm and --names: give one (--names picks the recipe's LM)"
 if [ -n "$models_of" ]; then
   [ -d "$work/seeds/$models_of" ] || die "$work/seeds/$models_of: no such experiment (--models-of)"
   [ "$models_of" != "$name" ] || die "--models-of names this experiment itself"
@@ -104,10 +108,9 @@ stored=""
 [ ! -f "$root/settings.txt" ] || stored=$(cat "$root/settings.txt")
 same() { [ "$(sed 's/ (.*//' <<< "$1")" = "$(sed 's/ (.*//' <<< "$2")" ]; }  # contents count, not paths
 refuse() { die "$root/settings.txt: this experiment was run with other settings; use another --name"; }
-settings="$trained
+[ -z "$stored" ] || same "$(grep -v '^lm: ' <<< "$stored")" "$trained
 conditions: $conditions
-device: $device"
-[ -z "$stored" ] || same "$(grep -v '^lm: ' <<< "$stored")" "$settings" || refuse
+device: $device" || refuse
 
 # What the runs read, made once for every experiment in WORK (run.sh makes the same files).
 manifests=$work/manifests
@@ -119,14 +122,18 @@ if [ -z "$lm" ]; then  # the recipe's
   [ -f "$lm" ] || build_an4_lm
 fi
 lm_line="lm: $(sha256sum < "$lm" | cut -d' ' -f1) ($lm)"
+settings="$trained
+conditions: $conditions
+$lm_line
+device: $device"
 if [ -n "$stored" ]; then
-  stored_lm=$(grep '^lm: ' <<< "$stored" || true)
+  stored_lm=$(grep '^lm: ' <<< "$stored" || true) old=0
   if [ -z "$stored_lm" ]; then  # settings written before --lm: the training transcripts' trigram
-    stored_lm="lm: $({ sha256sum < "$work/lm/3gram.arpa" || true; } 2> /dev/null | cut -d' ' -f1)"
+    stored_lm="lm: $({ sha256sum < "$work/lm/3gram.arpa" || true; } 2> /dev/null | cut -d' ' -f1)" old=1
   fi
   same "$stored_lm" "$lm_line" || refuse
+  [ "$old" = 0 ] || printf '%s\n' "$settings" > "$root/settings.txt"  # from now on with its lm line
 fi
-settings=$(sed "/^device: /i $lm_line" <<< "$settings")
 for c in $conditions; do
   copy=$work/conditions/dev.$c.jsonl
   [ -f "$copy" ] || "$asr" degrade --manifest "$manifests/dev.jsonl" --condition "$c" --out "$copy"
