@@ -41,11 +41,9 @@ class NgramModel:
     backoff: dict[Ngram, float]  # weight of the lower order for every seen context h
     discounts: list[tuple[float, float, float]]  # (D1, D2, D3+) per order 1..N
     _known: set[str] = field(init=False, repr=False)
-    _sentences: dict[tuple[str, ...], float] = field(init=False, repr=False, compare=False)  # sentence_log10 memo
 
     def __post_init__(self):
         self._known = set(self.vocab)
-        self._sentences = {}
 
     def probability(self, word: str, history: Sequence[str]) -> float:
         """p(word | history) under the backoff model (history truncated to order - 1)."""
@@ -54,18 +52,11 @@ class NgramModel:
         return _backoff_probability(self.prob, self.backoff, h, word)
 
     def sentence_log10(self, words: Sequence[str]) -> float:
-        """log10 p(words </s> | <s>): the score KenLM gives a whole sentence. Remembered (the
-        rescoring decoder scores the same candidates at every grid point of `asr tune`)."""
-        key = tuple(words)
-        if key in self._sentences:
-            return self._sentences[key]
+        """log10 p(words </s> | <s>): the score KenLM gives a whole sentence."""
         history, total = [BOS], 0.0
         for w in [*words, EOS]:
             total += math.log10(self.probability(w, history))
             history.append(w)
-        if len(self._sentences) >= 200_000:
-            self._sentences.clear()
-        self._sentences[key] = total
         return total
 
 

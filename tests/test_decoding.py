@@ -273,3 +273,16 @@ def test_greedy_decoding_of_a_sequence_ensemble_combines_frames():
     combined = frame_log_probs(both)
     torch.testing.assert_close(combined[0], ((m1 + m2) / 2).log_softmax(-1))
     assert GreedyDecoder(TOK)(both, torch.tensor([4]))[0].text == GreedyDecoder(TOK)(combined, torch.tensor([4]))[0].text
+
+
+def test_sentence_lm_scores_as_the_python_model_reads_the_arpa(tmp_path):
+    # The rescoring decoder's sentence scores come from KenLM; asr.lm's reading of the same file
+    # is the reference, including words the model has never seen (<unk>) and the sentence end.
+    from asr.decoding import SentenceLM
+    from asr.lm import estimate, read_arpa, write_arpa
+
+    write_arpa(estimate([["A", "B", "C"], ["A", "B"], ["B", "C", "A"], ["C"]] * 3, 3), tmp_path / "lm.arpa")
+    reference, lm = read_arpa(tmp_path / "lm.arpa"), SentenceLM(tmp_path / "lm.arpa")
+    for words in (["A", "B", "C"], ["C", "B", "A"], [], ["A", "ZZ", "B"], ["ZZ"]):
+        assert lm.sentence_log10(words) == pytest.approx(reference.sentence_log10(words), abs=1e-4)
+    assert lm.sentence_log10(["A", "B"]) > lm.sentence_log10(["B", "A"])
