@@ -206,6 +206,7 @@ def test_seeds_script_refuses_bad_arguments(tmp_path, args, message):
     (["--name", "x", "--models-of", "base", "--set", "model.hidden_size=8"], "with --models-of nothing is trained"),
     (["--name", "x", "--models-of", "base", "--seeds", "1 2"], "seeds/base/s2: not a finished seed (--models-of)"),
     (["--name", "x", "--lm", "seeds/base/s1/.done", "--names", "census"], "--lm and --names: give one"),
+    (["--name", "x", "--lm", "seeds/base/s1/.done", "--names", "none"], "--lm and --names: give one"),
 ])
 def test_seeds_script_decoding_only_needs_finished_models(tmp_path, args, message):
     (tmp_path / "seeds" / "base" / "s1").mkdir(parents=True)

@@ -190,3 +190,25 @@ standard_stages an4
     assert stages("census") == []
     assert stages("none") == ["lm", "tune", "evaluate_lm"]  # the trigram's stage was done before, not last
     assert sorted(p.name for p in tmp_path.glob(".done.3.*")) == [".done.3.lm"]
+
+
+@pytest.mark.parametrize("script, args", [
+    ("run.sh", ["--stage", "3", "--stop-stage", "3"]),
+    ("seeds.sh", ["--name", "x", "--conditions", "white10"]),
+])
+def test_the_recipe_lm_needs_the_census_names_by_default_and_says_how_to_do_without(tmp_path, script, args):
+    """run.sh and seeds.sh mix the census names into the LM unless --names none: where the lists
+    cannot be had, the LM stage stops with a line that names the ways out, and writes no LM."""
+    work = tmp_path / "an4"
+    (work / "manifests").mkdir(parents=True)
+    for split in ("train", "dev"):
+        (work / "manifests" / f"{split}.jsonl").write_text(
+            json.dumps({"id": "u1", "audio": "u1.wav", "duration": 1.0, "text": "L I N D A", "speaker": "s"}) + "\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "ASR_CENSUS_NAMES": str(tmp_path / "no-such-folder")}
+    cmd = ["bash", str(REPO / "recipes" / "an4" / script), "--work", str(work)] + args
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert r.returncode != 0
+    assert "no-such-folder: no such folder" in r.stderr
+    assert "--names DIR" in r.stderr.splitlines()[-1] and "--names none" in r.stderr.splitlines()[-1]
+    assert (work / "lm" / "3gram.arpa").is_file() and not (work / "lm" / "names_mix.arpa").exists()

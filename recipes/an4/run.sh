@@ -2,13 +2,13 @@
 # AN4 recipe: prepare -> train -> evaluate (greedy) -> LM -> tune on dev -> evaluate (beam + LM).
 #
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage N] [--source PATH] [--work DIR] [--config YAML]
-#                           [--ensemble N [--distill]] [--conditions "white20 white10 ..."] [--names census|DIR]
+#                           [--ensemble N [--distill]] [--conditions "white20 white10 ..."] [--names census|DIR|none]
 #
 # --source: a local an4_sphere.tar.gz or extracted folder (default: $ASR_AN4_SOURCE, else
 # CMU's archive is downloaded). Everything is written under --work (default data/an4).
-# --names census|DIR: mix spelled US Census 1990 names into the LM (recipes/an4/lm.sh; census: the
-# lists from $ASR_CENSUS_NAMES, else census.gov; DIR: a folder holding them). Default none: the
-# trigram of the training transcripts.
+# --names census|DIR|none: the LM mixes the training transcripts' trigram with spelled US Census
+# 1990 names (recipes/an4/lm.sh). census (the default): the lists from $ASR_CENSUS_NAMES, else
+# census.gov; DIR: a folder holding them; none: the trigram alone (the recipe before 2026-11-28).
 # A finished stage is skipped when run again (delete WORK/.done.<N>.<name> to redo it; a
 # stage that runs again also redoes the stages after it); an interrupted training stage
 # resumes from its last epoch checkpoint.
@@ -39,7 +39,7 @@ work=data/an4
 config=$here/conf/train.yaml
 ensemble=1
 conditions="white20 white10 white5 reverb band8k"
-names=none
+names=census
 . "$here/../lib.sh"
 . "$here/lm.sh"
 take_flag --distill distill "$@"
@@ -54,8 +54,8 @@ if [ "$distill" = 1 ] && [ "$ensemble" -lt 2 ]; then
   echo "an4/run.sh: --distill needs --ensemble N (N >= 2): the teachers" >&2; exit 2
 fi
 
-# The LM sees the training transcripts (and with --names the census names, lm.sh); LM weight and
-# word score are tuned on dev.
+# The LM sees the training transcripts and the census names (lm.sh; --names none: the transcripts
+# alone); LM weight and word score are tuned on dev.
 lm_stage=build_an4_lm decode_lm=$(an4_lm_path)
 standard_stages an4
 if [ "$ensemble" -ge 2 ]; then

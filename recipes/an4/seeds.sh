@@ -9,7 +9,7 @@
 #   bash recipes/an4/seeds.sh --name NAME [--seeds "1234 1235 1236"] [--parallel N] [--work DIR]
 #                             [--config YAML] [--set KEY=VALUE ...] [--against NAME ...]
 #                             [--conditions "white20 white10 ..."] [--source PATH]
-#                             [--lm ARPA] [--models-of NAME] [--names census|DIR]
+#                             [--lm ARPA] [--models-of NAME] [--names census|DIR|none]
 #
 # Runs go to WORK/seeds/NAME/s<SEED>/ (WORK: default data/an4); an interrupted run resumes and a
 # finished one (s<SEED>/.done) is skipped, so the same command completes an experiment or adds
@@ -17,7 +17,8 @@
 # --conditions, GPU or CPU) are kept in WORK/seeds/NAME/settings.txt: a later call with other
 # settings is refused, so one table never mixes them. The table goes to WORK/seeds/NAME/table.md.
 # What the runs need and WORK lacks is made first: run.sh's manifests (--source as for run.sh),
-# LM (--names as for run.sh; made once in WORK/lm) and dev copies under the conditions.
+# LM (--names as for run.sh, census by default; made once in WORK/lm) and dev copies under the
+# conditions. Experiments from before 2026-11-28 (the recipe's trigram) go on with --names none.
 # --lm ARPA: tune and decode beam + LM with this language model (default: the recipe's, lm.sh).
 # --models-of NAME: train nothing; decode the models of the finished seeds of experiment NAME (a
 # decoding-only experiment, e.g. another LM).
@@ -36,7 +37,7 @@ config=$here/conf/train.yaml
 source=${ASR_AN4_SOURCE:-}
 conditions="white20 white10 white5 reverb band8k"
 name="" seeds="1234 1235 1236" parallel=1
-sets=() against=() lm="" models_of="" names=none
+sets=() against=() lm="" models_of="" names=""  # names: census unless given
 . "$here/../lib.sh"  # $asr, and run.sh's decoding steps: evaluate_splits, evaluate_conditions
 . "$here/lm.sh"  # the recipe's LM: an4_lm_path, build_an4_lm
 die() { echo "an4/seeds.sh: $*" >&2; exit 2; }
@@ -85,7 +86,8 @@ for other in ${against[@]+"${against[@]}"}; do
 done
 [ -f "$config" ] || die "$config: no such config file"
 [ -z "$lm" ] || [ -f "$lm" ] || die "$lm: no such language model (--lm)"
-[ -z "$lm" ] || [ "$names" = none ] || die "--lm and --names: give one (--names picks the recipe's LM)"
+[ -z "$lm" ] || [ -z "$names" ] || die "--lm and --names: give one (--names picks the recipe's LM)"
+names=${names:-census}
 if [ -n "$models_of" ]; then
   [ -d "$work/seeds/$models_of" ] || die "$work/seeds/$models_of: no such experiment (--models-of)"
   [ "$models_of" != "$name" ] || die "--models-of names this experiment itself"
@@ -119,7 +121,7 @@ if [ ! -f "$manifests/dev.jsonl" ]; then
 fi
 if [ -z "$lm" ]; then  # the recipe's
   lm=$(an4_lm_path)
-  [ -f "$lm" ] || build_an4_lm
+  if [ ! -f "$lm" ]; then build_an4_lm; fi
 fi
 lm_line="lm: $(sha256sum < "$lm" | cut -d' ' -f1) ($lm)"
 settings="$trained
