@@ -9,12 +9,13 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
 from asr.atomic import write_text_atomic
 from asr.config import DecodeConfig
-from asr.lm import read_arpa_words
+from asr.errors import AsrError
 from asr.model import MemberLogProbs, frame_log_probs
 from asr.tokenizer import BLANK, Tokenizer
 
@@ -217,13 +218,14 @@ class RescoringDecoder:
 
 
 class SentenceLM:
-    """Whole-sentence scores of an ARPA n-gram model, log10 p(words </s> | <s>), computed by
-    KenLM through flashlight-text's binding: the model and the arithmetic the beam search itself
-    uses, without holding the n-grams in Python (a 0.4 M-n-gram mixture loads in about 0.3 s
-    instead of 1-2 s). Words outside the model's vocabulary score as <unk>. Sentences are
-    remembered: `asr tune` rescores the same candidates at every grid point."""
+    """Whole-sentence scores of a KenLM model (ARPA or KenLM binary), log10 p(words </s> | <s>),
+    computed by KenLM through flashlight-text's binding: the model and the arithmetic the beam
+    search itself uses, without holding the n-grams in Python (a 0.4 M-n-gram mixture loads in
+    about 0.3 s instead of 2.4 s). `words` are those the sentences may hold (the lexicon's); any
+    other word scores as <unk>. Sentences are remembered: `asr tune` rescores the same candidates
+    at every grid point."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, words: Iterable[str]):
         try:
             from flashlight.lib.text.decoder.kenlm import KenLM
         except ImportError:
@@ -231,7 +233,7 @@ class SentenceLM:
         from flashlight.lib.text.dictionary import Dictionary
 
         self._words = Dictionary()
-        for w in (UNK_WORD, *read_arpa_words(path)):
+        for w in (UNK_WORD, *sorted(set(words) - {UNK_WORD})):
             self._words.add_entry(w)
         self._words.set_default_index(self._words.get_index(UNK_WORD))
         with _quiet_stderr():  # KenLM reports its loading progress on the C stderr
@@ -240,28 +242,32 @@ class SentenceLM:
 
     def sentence_log10(self, words: list[str]) -> float:
         key = tuple(words)
-        if key not in self._sentences:
-            state, total = self._lm.start(False), 0.0
-            for w in words:
-                state, score = self._lm.score(state, self._words.get_index(w))
-                total += score
-            total += self._lm.finish(state)[1]
-            if len(self._sentences) >= 200_000:
-                self._sentences.clear()
-            self._sentences[key] = total
-        return self._sentences[key]
+        if key in self._sentences:
+            return self._sentences[key]
+        state, total = self._lm.start(False), 0.0
+        for w in words:
+            state, score = self._lm.score(state, self._words.get_index(w))
+            total += score
+        total += self._lm.finish(state)[1]
+        if len(self._sentences) >= 200_000:
+            self._sentences.clear()
+        self._sentences[key] = total
+        return total
 
 
-def _rescoring_lm(path: str | Path) -> SentenceLM:
-    """The ARPA file's SentenceLM, loaded once per file version (asr tune builds a decoder for
-    every grid point)."""
-    st = os.stat(path)
-    return _sentence_lm_version(str(path), st.st_mtime_ns, st.st_size)
+def _rescoring_lm(path: str | Path, words: frozenset[str]) -> SentenceLM:
+    """The model file's SentenceLM over `words`, loaded once per file version (asr tune builds a
+    decoder for every grid point)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise AsrError(f"{path}: cannot read the language model ({e.strerror or e})") from None
+    return _sentence_lm_version(str(path), st.st_mtime_ns, st.st_size, words)
 
 
 @functools.lru_cache(maxsize=2)
-def _sentence_lm_version(path: str, mtime_ns: int, size: int) -> SentenceLM:
-    return SentenceLM(path)
+def _sentence_lm_version(path: str, mtime_ns: int, size: int, words: frozenset[str]) -> SentenceLM:
+    return SentenceLM(path, words)
 
 
 @contextmanager
@@ -316,7 +322,7 @@ def make_decoder(
         return GreedyDecoder(tokenizer)
     if cfg.method == "beam" and (cfg.rescore or sequence_ensemble):
         beam = BeamSearchDecoder(tokenizer, dataclasses.replace(cfg, n_best=max(cfg.candidates, cfg.n_best)), lexicon, lm)
-        return RescoringDecoder(beam, cfg, _rescoring_lm(lm) if lm is not None else None)
+        return RescoringDecoder(beam, cfg, _rescoring_lm(lm, beam.vocabulary) if lm is not None else None)
     if cfg.method == "beam":
         return BeamSearchDecoder(tokenizer, cfg, lexicon, lm)
     raise ValueError(f"unknown decoding method {cfg.method!r} (available: greedy, beam)")

@@ -52,7 +52,8 @@ class NgramModel:
         return _backoff_probability(self.prob, self.backoff, h, word)
 
     def sentence_log10(self, words: Sequence[str]) -> float:
-        """log10 p(words </s> | <s>): the score KenLM gives a whole sentence."""
+        """log10 p(words </s> | <s>), unknown words predicted as <unk> (the reference the rescoring
+        decoder's KenLM scores are tested against)."""
         history, total = [BOS], 0.0
         for w in [*words, EOS]:
             total += math.log10(self.probability(w, history))

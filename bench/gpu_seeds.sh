@@ -6,7 +6,8 @@
 #   python bench/portable_manifests.py data/an4/manifests/train.jsonl data/an4/manifests/dev.jsonl \
 #       --out data/gpu/an4/manifests                      # audio as FLAC, relative paths
 #   mkdir -p data/gpu/an4/lm && cp data/an4/lm/3gram.arpa data/an4/lm/names_mix.arpa data/gpu/an4/lm/
-#                                   # the recipe's LMs, made here (that machine is offline; lm.sh)
+#                                   # the recipe's LMs, made here first (that machine is offline): e.g.
+#                                   # bash recipes/an4/run.sh --stage 3 --stop-stage 3 [--names DIR]
 #   echo /.whl/ >> .git/info/exclude          # data/ is ignored already
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

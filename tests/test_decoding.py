@@ -282,7 +282,56 @@ def test_sentence_lm_scores_as_the_python_model_reads_the_arpa(tmp_path):
     from asr.lm import estimate, read_arpa, write_arpa
 
     write_arpa(estimate([["A", "B", "C"], ["A", "B"], ["B", "C", "A"], ["C"]] * 3, 3), tmp_path / "lm.arpa")
-    reference, lm = read_arpa(tmp_path / "lm.arpa"), SentenceLM(tmp_path / "lm.arpa")
+    reference, lm = read_arpa(tmp_path / "lm.arpa"), SentenceLM(tmp_path / "lm.arpa", ["A", "B", "C"])
     for words in (["A", "B", "C"], ["C", "B", "A"], [], ["A", "ZZ", "B"], ["ZZ"]):
         assert lm.sentence_log10(words) == pytest.approx(reference.sentence_log10(words), abs=1e-4)
     assert lm.sentence_log10(["A", "B"]) > lm.sentence_log10(["B", "A"])
+    # words outside those it was given score as <unk>, whatever the model knows of them
+    assert SentenceLM(tmp_path / "lm.arpa", ["A"]).sentence_log10(["A", "B"]) == pytest.approx(
+        reference.sentence_log10(["A", "ZZ"]), abs=1e-4)
+
+
+def test_sentence_lm_reads_a_model_without_unk(tmp_path):
+    # An ARPA file without <unk> (as some tools write them): unknown words get log10 -100 both ways.
+    from asr.decoding import SentenceLM
+    from asr.lm import read_arpa
+
+    (tmp_path / "lm.arpa").write_text("""\\data\\
+ngram 1=4
+ngram 2=2
+
+\\1-grams:
+-0.5\t<s>\t-0.3
+-0.6\tA\t-0.2
+-0.7\tB
+-0.4\t</s>
+
+\\2-grams:
+-0.1\t<s> A
+-0.2\tA B
+
+\\end\\
+""")
+    reference, lm = read_arpa(tmp_path / "lm.arpa"), SentenceLM(tmp_path / "lm.arpa", ["A", "B"])
+    for words in (["A", "B"], ["B"], ["A", "ZZ"]):
+        assert lm.sentence_log10(words) == pytest.approx(reference.sentence_log10(words), abs=1e-4)
+    assert lm.sentence_log10(["A", "B"]) == pytest.approx(-0.1 - 0.2 + (-0.4), abs=1e-6)  # p(</s>|B): unigram
+
+
+def test_sentence_lm_reads_kenlm_binary_models(tmp_path):
+    # Large LMs are kept in KenLM's binary format; rescoring reads them as the beam search does.
+    import subprocess
+
+    from asr.decoding import SentenceLM
+    from asr.kenlm import find_kenlm
+    from asr.lm import estimate, write_arpa
+
+    tools = find_kenlm()
+    if tools is None:
+        pytest.skip("KenLM's build_binary is not installed (asr lm install-kenlm)")
+    write_arpa(estimate([["A", "B", "C"], ["A", "B"], ["C", "A"]] * 3, 3), tmp_path / "lm.arpa")
+    subprocess.run([str(tools["build_binary"]), str(tmp_path / "lm.arpa"), str(tmp_path / "lm.bin")],
+                   check=True, capture_output=True)
+    arpa, binary = (SentenceLM(tmp_path / name, ["A", "B", "C"]) for name in ("lm.arpa", "lm.bin"))
+    for words in (["A", "B", "C"], ["C", "B"], ["A", "ZZ"]):
+        assert binary.sentence_log10(words) == pytest.approx(arpa.sentence_log10(words), abs=1e-4)

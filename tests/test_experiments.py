@@ -206,7 +206,6 @@ def test_seeds_script_refuses_bad_arguments(tmp_path, args, message):
     (["--name", "x", "--models-of", "base", "--set", "model.hidden_size=8"], "with --models-of nothing is trained"),
     (["--name", "x", "--models-of", "base", "--seeds", "1 2"], "seeds/base/s2: not a finished seed (--models-of)"),
     (["--name", "x", "--lm", "seeds/base/s1/.done", "--names", "census"], "--lm and --names: give one"),
-    (["--name", "x", "--lm", "seeds/base/s1/.done", "--names", "none"], "--lm and --names: give one"),
 ])
 def test_seeds_script_decoding_only_needs_finished_models(tmp_path, args, message):
     (tmp_path / "seeds" / "base" / "s1").mkdir(parents=True)
@@ -226,3 +225,63 @@ def test_seeds_script_refuses_an_experiment_run_with_other_settings(tmp_path):
                        capture_output=True, text=True, check=False)
     assert r.returncode == 2 and "run with other settings; use another --name" in r.stderr
     assert sorted(p.name for p in root.iterdir()) == ["settings.txt"]
+
+
+def _settings_of_the_recipe(work: Path, lm_line: str) -> str:
+    config = REPO / "recipes" / "an4" / "conf" / "train.yaml"
+    sha = hashlib.sha256(config.read_bytes()).hexdigest()
+    return (f"config: {sha} ({config})\nset: \nconditions: white20 white10 white5 reverb band8k\n"
+            f"{lm_line}device: cpu\n")
+
+
+@pytest.mark.parametrize("lm_line", ["lm: 0123 (data/an4/lm/3gram.arpa)\n", ""])  # "": settings from before --lm
+def test_seeds_script_asks_for_names_none_to_go_on_with_a_trigram_experiment(tmp_path, lm_line):
+    work = tmp_path / "an4"
+    (work / "seeds" / "old").mkdir(parents=True)
+    (work / "seeds" / "old" / "settings.txt").write_text(_settings_of_the_recipe(work, lm_line))
+    r = subprocess.run(["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "old"],
+                       capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert r.returncode == 2 and "add --names none" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["seeds"]  # refused before making the census LM
+
+
+def test_seeds_script_stops_at_a_failing_lm_step_and_keeps_the_trigram_it_has(tmp_path):
+    """With a stand-in asr whose `lm spell` fails: the steps after it do not run, and the
+    experiment's LM is made from the trigram already in WORK/lm, not a new one."""
+    work = tmp_path / "an4"
+    (work / "manifests").mkdir(parents=True)
+    (work / "manifests" / "dev.jsonl").write_text("{}\n")
+    (work / "lm").mkdir()
+    (work / "lm" / "3gram.arpa").write_text("the trigram other experiments used\n")
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "asr"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1 $2" != "lm spell" ]\n')
+    fake.chmod(0o755)
+    r = subprocess.run(["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "x",
+                        "--names", str(tmp_path)], capture_output=True, text=True, check=False, cwd=tmp_path,
+                       env={**os.environ, "ASR": str(fake)})
+    assert r.returncode != 0
+    assert [line.split()[:2] for line in log.read_text().splitlines()] == [["lm", "census-names"], ["lm", "spell"]]
+    assert (work / "lm" / "3gram.arpa").read_text() == "the trigram other experiments used\n"
+    assert not (work / "seeds" / "x").exists()
+
+
+def test_seeds_script_notes_an_experiment_compared_with_another_lms(tmp_path):
+    work = tmp_path / "an4"
+    (work / "manifests").mkdir(parents=True)
+    (work / "manifests" / "dev.jsonl").write_text("{}\n")
+    (work / "seeds" / "base").mkdir(parents=True)
+    (work / "seeds" / "base" / "settings.txt").write_text("config: 0123 (x.yaml)\nlm: 4567 (old.arpa)\n")
+    fake = tmp_path / "asr"  # a stand-in asr that writes an empty file wherever -o or --out points
+    fake.write_text('#!/bin/sh\nwhile [ $# -gt 0 ]; do case $1 in -o|--out) mkdir -p "$(dirname "$2")"; '
+                    ': > "$2" ;; esac; shift; done\n')
+    fake.chmod(0o755)
+    args = ["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "x", "--seeds", "1",
+            "--names", str(tmp_path), "--conditions", "white10", "--against", "base"]
+    r = subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path, env={**os.environ, "ASR": str(fake)})
+    assert "note: base was decoded with another LM (4567 (old.arpa))" in r.stderr, r.stderr
+    empty = hashlib.sha256(b"").hexdigest()  # the stand-in's LM: an empty file
+    (work / "seeds" / "base" / "settings.txt").write_text(f"config: 0123 (x.yaml)\nlm: {empty} (other/path.arpa)\n")
+    r = subprocess.run(args[:5] + ["x2"] + args[6:], capture_output=True, text=True, check=False, cwd=tmp_path,
+                       env={**os.environ, "ASR": str(fake)})
+    assert "note:" not in r.stderr and (work / "seeds" / "x2" / "settings.txt").is_file(), r.stderr  # got past it

@@ -17,8 +17,10 @@ an4_lm_path() {
   if [ "${names:-none}" = none ]; then echo "$work/lm/3gram.arpa"; else echo "$work/lm/names_mix.arpa"; fi
 }
 
+# build_an4_lm: the LM an4_lm_path names (and the trigram it mixes in, again unless reuse_trigram=1
+# and it exists: seeds.sh makes an experiment's LM once and keeps what other experiments used).
 build_an4_lm() {
-  build_trigram
+  if [ "${reuse_trigram:-0}" != 1 ] || [ ! -f "$work/lm/3gram.arpa" ]; then build_trigram; fi
   [ "${names:-none}" != none ] || return 0
   local census=$work/lm/census source=$names
   [ "$source" != census ] || source=""  # $ASR_CENSUS_NAMES, else census.gov

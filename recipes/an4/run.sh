@@ -9,6 +9,8 @@
 # --names census|DIR|none: the LM mixes the training transcripts' trigram with spelled US Census
 # 1990 names (recipes/an4/lm.sh). census (the default): the lists from $ASR_CENSUS_NAMES, else
 # census.gov; DIR: a folder holding them; none: the trigram alone (the recipe before 2026-11-28).
+# A work folder made before then keeps its trigram LM and models only with --names none: without it,
+# stage 3 makes the census LM, and stages 4-5 and 10-11 run again with it.
 # A finished stage is skipped when run again (delete WORK/.done.<N>.<name> to redo it; a
 # stage that runs again also redoes the stages after it); an interrupted training stage
 # resumes from its last epoch checkpoint.

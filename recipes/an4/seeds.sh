@@ -37,7 +37,7 @@ config=$here/conf/train.yaml
 source=${ASR_AN4_SOURCE:-}
 conditions="white20 white10 white5 reverb band8k"
 name="" seeds="1234 1235 1236" parallel=1
-sets=() against=() lm="" models_of="" names=""  # names: census unless given
+sets=() against=() lm="" models_of="" names="" names_given=""  # names: census unless given
 . "$here/../lib.sh"  # $asr, and run.sh's decoding steps: evaluate_splits, evaluate_conditions
 . "$here/lm.sh"  # the recipe's LM: an4_lm_path, build_an4_lm
 die() { echo "an4/seeds.sh: $*" >&2; exit 2; }
@@ -60,7 +60,7 @@ while [ $# -gt 0 ]; do
     --against) against+=("$2") ;;
     --lm) lm=$2 ;;
     --models-of) models_of=$2 ;;
-    --names) names=$2 ;;
+    --names) names=$2 names_given=1 ;;
   esac
   shift 2
 done
@@ -86,7 +86,7 @@ for other in ${against[@]+"${against[@]}"}; do
 done
 [ -f "$config" ] || die "$config: no such config file"
 [ -z "$lm" ] || [ -f "$lm" ] || die "$lm: no such language model (--lm)"
-[ -z "$lm" ] || [ -z "$names" ] || die "--lm and --names: give one (--names picks the recipe's LM)"
+[ -z "$lm" ] || [ -z "$names" ] || [ "$names" = none ] || die "--lm and --names: give one (--names picks the recipe's LM)"
 names=${names:-census}
 if [ -n "$models_of" ]; then
   [ -d "$work/seeds/$models_of" ] || die "$work/seeds/$models_of: no such experiment (--models-of)"
@@ -113,6 +113,11 @@ refuse() { die "$root/settings.txt: this experiment was run with other settings;
 [ -z "$stored" ] || same "$(grep -v '^lm: ' <<< "$stored")" "$trained
 conditions: $conditions
 device: $device" || refuse
+if [ -n "$stored" ] && [ -z "$lm" ] && [ -z "$names_given" ]; then
+  case $(grep '^lm: ' <<< "$stored" || true) in  # no lm line: settings from before --lm, the trigram's
+    ''|*/3gram.arpa\)) die "$root: run with the training transcripts' trigram, the recipe's LM before 2026-11-28: add --names none" ;;
+  esac
+fi
 
 # What the runs read, made once for every experiment in WORK (run.sh makes the same files).
 manifests=$work/manifests
@@ -121,7 +126,7 @@ if [ ! -f "$manifests/dev.jsonl" ]; then
 fi
 if [ -z "$lm" ]; then  # the recipe's
   lm=$(an4_lm_path)
-  if [ ! -f "$lm" ]; then build_an4_lm; fi
+  if [ ! -f "$lm" ]; then reuse_trigram=1 build_an4_lm; fi  # an existing trigram is kept (lm.sh)
 fi
 lm_line="lm: $(sha256sum < "$lm" | cut -d' ' -f1) ($lm)"
 settings="$trained
@@ -135,6 +140,13 @@ if [ -n "$stored" ]; then
   fi
   same "$stored_lm" "$lm_line" || refuse
   [ "$old" = 0 ] || printf '%s\n' "$settings" > "$root/settings.txt"  # from now on with its lm line
+fi
+if [ -z "$models_of" ]; then  # a paired table of two LMs mixes the LM into every beam + LM difference
+  for other in ${against[@]+"${against[@]}"}; do
+    other_lm=$(grep '^lm: ' "$work/seeds/$other/settings.txt" 2> /dev/null || true)
+    [ -z "$other_lm" ] || same "$other_lm" "$lm_line" ||
+      echo "an4/seeds.sh: note: $other was decoded with another LM (${other_lm#lm: }); its beam + LM differences include the LM's" >&2
+  done
 fi
 for c in $conditions; do
   copy=$work/conditions/dev.$c.jsonl
