@@ -149,10 +149,7 @@ def component_probability(model: NgramModel, word: str, history: Sequence[str]) 
     """p(word | history) under one model of a mixture: 0 for a word outside its vocabulary
     (rather than its <unk> probability), so that a mixture over the union of the vocabularies
     still sums to one in every history."""
-    if word not in model._known:
-        return 0.0
-    h = tuple(history)[-(model.order - 1):] if model.order > 1 else ()
-    return _backoff_probability(model.prob, model.backoff, h, word)
+    return model.probability(word, history) if word in model._known else 0.0
 
 
 def interpolate(models: Sequence[NgramModel], weights: Sequence[float], bayes: bool = False) -> NgramModel:
