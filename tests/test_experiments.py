@@ -193,6 +193,8 @@ def test_seeds_script_trains_tunes_decodes_dev_and_tabulates(an4_prepared, tmp_p
     (["--name", "x", "--models-of", "missing"], "no such experiment (--models-of)"),
     (["--name", "x", "--models-of", "../x"], "--models-of needs a plain folder name"),
     (["--name", "x", "--lm", "missing.arpa", "--names", "census"], "no such language model"),
+    (["--name", "x", "--average", "0"], "--average needs a number >= 1, got '0'"),
+    (["--name", "x", "--average", "last"], "--average needs a number >= 1, got 'last'"),
 ])
 def test_seeds_script_refuses_bad_arguments(tmp_path, args, message):
     r = subprocess.run(["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(tmp_path)] + args,
@@ -206,6 +208,7 @@ def test_seeds_script_refuses_bad_arguments(tmp_path, args, message):
     (["--name", "x", "--models-of", "base", "--set", "model.hidden_size=8"], "with --models-of nothing is trained"),
     (["--name", "x", "--models-of", "base", "--seeds", "1 2"], "seeds/base/s2: not a finished seed (--models-of)"),
     (["--name", "x", "--lm", "seeds/base/s1/.done", "--names", "census"], "--lm and --names: give one"),
+    (["--name", "x", "--models-of", "base", "--seeds", "1", "--average", "5"], "with --models-of nothing is trained"),
 ])
 def test_seeds_script_decoding_only_needs_finished_models(tmp_path, args, message):
     (tmp_path / "seeds" / "base" / "s1").mkdir(parents=True)
@@ -285,3 +288,35 @@ def test_seeds_script_notes_an_experiment_compared_with_another_lms(tmp_path):
     r = subprocess.run(args[:5] + ["x2"] + args[6:], capture_output=True, text=True, check=False, cwd=tmp_path,
                        env={**os.environ, "ASR": str(fake)})
     assert "note:" not in r.stderr and (work / "seeds" / "x2" / "settings.txt").is_file(), r.stderr  # got past it
+
+
+def test_seeds_script_decodes_the_average_of_the_last_epochs(tmp_path):
+    """--average N: the runs keep N checkpoints (a --set of its own still wins), `asr average`
+    makes sS/model_avg.pt, and that model is decoded and tuned; the settings say so."""
+    work = tmp_path / "an4"
+    (work / "manifests").mkdir(parents=True)
+    (work / "manifests" / "dev.jsonl").write_text("{}\n")
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "asr"  # a stand-in asr: logs its arguments, writes an empty file wherever -o or --out points
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\nwhile [ $# -gt 0 ]; do case $1 in -o|--out) '
+                    'mkdir -p "$(dirname "$2")"; : > "$2" ;; esac; shift; done\n')
+    fake.chmod(0o755)
+    args = ["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "swa", "--seeds", "7",
+            "--names", str(tmp_path), "--conditions", "white10", "--set", "train.final_lr_ratio=0.1"]
+    r = subprocess.run(args + ["--average", "3"], capture_output=True, text=True, check=False, cwd=tmp_path,
+                       env={**os.environ, "ASR": str(fake)})
+    assert r.returncode == 0, r.stderr
+    exp = work / "seeds" / "swa" / "s7"
+    calls = [line.split() for line in log.read_text().splitlines()]
+    train = next(c for c in calls if c[0] == "train")
+    sets = [train[i + 1] for i, a in enumerate(train) if a == "--set"]
+    assert sets == ["train.keep_checkpoints=3", "train.final_lr_ratio=0.1", "train.seed=7"]
+    after = calls[calls.index(train) + 1:]
+    assert after[0] == ["average", "--exp", str(exp), "--last", "3", "--out", str(exp / "model_avg.pt")]
+    assert after[1][:3] == ["evaluate", "--model", str(exp / "model_avg.pt")]  # greedy, on dev
+    assert after[2][:3] == ["tune", "--model", str(exp / "model_avg.pt")]
+    assert (exp / ".done").is_file()
+    assert "average: last 3" in (work / "seeds" / "swa" / "settings.txt").read_text().splitlines()
+    refused = subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path,
+                             env={**os.environ, "ASR": str(fake)})  # the same experiment without averaging
+    assert refused.returncode == 2 and "run with other settings" in refused.stderr

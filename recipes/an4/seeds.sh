@@ -10,6 +10,7 @@
 #                             [--config YAML] [--set KEY=VALUE ...] [--against NAME ...]
 #                             [--conditions "white20 white10 ..."] [--source PATH]
 #                             [--lm ARPA] [--models-of NAME] [--names census|DIR|none]
+#                             [--average N]
 #
 # Runs go to WORK/seeds/NAME/s<SEED>/ (WORK: default data/an4); an interrupted run resumes and a
 # finished one (s<SEED>/.done) is skipped, so the same command completes an experiment or adds
@@ -22,6 +23,9 @@
 # --lm ARPA: tune and decode beam + LM with this language model (default: the recipe's, lm.sh).
 # --models-of NAME: train nothing; decode the models of the finished seeds of experiment NAME (a
 # decoding-only experiment, e.g. another LM).
+# --average N: decode, for each seed, the mean of its last N epochs' weights (asr average, into
+# sS/model_avg.pt) instead of its best epoch; the runs keep N epoch checkpoints (unless a --set of
+# train.keep_checkpoints says otherwise).
 # --parallel N: N seeds train at once. On a GPU they share it (on an H200, AN4 epochs took 1.3-1.7 s
 # alone or two at a time, 5-7 s eight at a time); on a CPU the cores are split between them
 # (OMP_NUM_THREADS, unless set), which changes rounding, not the model: run.sh uses all cores.
@@ -37,14 +41,14 @@ config=$here/conf/train.yaml
 source=${ASR_AN4_SOURCE:-}
 conditions="white20 white10 white5 reverb band8k"
 name="" seeds="1234 1235 1236" parallel=1
-sets=() against=() lm="" models_of="" names="" names_given=""  # names: census unless given
+sets=() against=() lm="" models_of="" names="" names_given="" average=""  # names: census unless given
 . "$here/../lib.sh"  # $asr, and run.sh's decoding steps: evaluate_splits, evaluate_conditions
 . "$here/lm.sh"  # the recipe's LM: an4_lm_path, build_an4_lm
 die() { echo "an4/seeds.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     -h|--help) sed -n '2,/^set /p' "$0" | sed '$d'; exit 0 ;;
-    --name|--seeds|--parallel|--work|--config|--source|--conditions|--set|--against|--lm|--models-of|--names)
+    --name|--seeds|--parallel|--work|--config|--source|--conditions|--set|--against|--lm|--models-of|--names|--average)
       [ $# -ge 2 ] && [ "${2#--}" = "$2" ] || die "$1 needs a value" ;;
     *) die "unknown option $1" ;;
   esac
@@ -61,6 +65,7 @@ while [ $# -gt 0 ]; do
     --lm) lm=$2 ;;
     --models-of) models_of=$2 ;;
     --names) names=$2 names_given=1 ;;
+    --average) average=$2 ;;
   esac
   shift 2
 done
@@ -71,6 +76,7 @@ case $models_of in
   */*|.*) die "--models-of needs a plain folder name (an experiment's)" ;;
 esac
 [[ $parallel =~ ^[1-9][0-9]*$ ]] || die "--parallel needs a number >= 1, got '$parallel'"
+[ -z "$average" ] || [[ $average =~ ^[1-9][0-9]*$ ]] || die "--average needs a number >= 1, got '$average'"
 seen=" "
 for s in $seeds; do
   [[ $s =~ ^(0|[1-9][0-9]*)$ ]] || die "seeds are numbers without leading zeros, got '$s'"
@@ -92,6 +98,7 @@ if [ -n "$models_of" ]; then
   [ -d "$work/seeds/$models_of" ] || die "$work/seeds/$models_of: no such experiment (--models-of)"
   [ "$models_of" != "$name" ] || die "--models-of names this experiment itself"
   [ ${#sets[@]} -eq 0 ] || die "--set changes training; with --models-of nothing is trained"
+  [ -z "$average" ] || die "--average needs the runs' checkpoints; with --models-of nothing is trained"
   for s in $seeds; do
     [ -f "$work/seeds/$models_of/s$s/.done" ] || die "$work/seeds/$models_of/s$s: not a finished seed (--models-of)"
   done
@@ -105,6 +112,8 @@ if [ -n "$models_of" ]; then
 else
   trained="config: $(sha256sum < "$config" | cut -d' ' -f1) ($config)
 set: ${sets[*]+"${sets[*]}"}"
+  [ -z "$average" ] || trained+="
+average: last $average"  # no line without it: the settings of earlier experiments stay the same
 fi
 stored=""
 [ ! -f "$root/settings.txt" ] || stored=$(cat "$root/settings.txt")
@@ -164,16 +173,21 @@ fi
 # tune on dev, beam + LM decode of dev clean and under the conditions (run.sh's stages 1, 2, 4
 # and 11, for dev only); sS/.done when all of it is there. Its output is added to sS.log.
 one_seed() {
-  local exp=$root/s$1
+  local exp=$root/s$1 model=$root/s$1/model.pt keep=()
   if [ -n "$models_of" ]; then
     mkdir -p "$exp"
     ln -sfn "../../$models_of/s$1/model.pt" "$exp/model.pt"
   else
+    [ -z "$average" ] || keep=(--set "train.keep_checkpoints=$average")  # before --set: a user's own wins
     "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" --exp "$exp" \
-      --config "$config" ${sets[@]+"${sets[@]}"} --set "train.seed=$1" --resume --no-progress
+      --config "$config" ${keep[@]+"${keep[@]}"} ${sets[@]+"${sets[@]}"} --set "train.seed=$1" --resume --no-progress
   fi
-  evaluate_splits "$exp/model.pt" greedy dev --set decode.method=greedy  # -> decode_dev_greedy
-  "$asr" tune --model "$exp/model.pt" --manifest "$manifests/dev.jsonl" --lm "$lm" --out "$exp/model_lm.pt"
+  if [ -n "$average" ]; then
+    model=$exp/model_avg.pt
+    "$asr" average --exp "$exp" --last "$average" --out "$model"
+  fi
+  evaluate_splits "$model" greedy dev --set decode.method=greedy  # -> decode_dev_greedy
+  "$asr" tune --model "$model" --manifest "$manifests/dev.jsonl" --lm "$lm" --out "$exp/model_lm.pt"
   evaluate_conditions dev "$exp/model_lm.pt"  # -> conditions_dev: clean and each condition
   touch "$exp/.done"
 }
