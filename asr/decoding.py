@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
+import hashlib
 import os
 import sys
 from contextlib import contextmanager
@@ -70,6 +70,9 @@ class BeamSearchDecoder:
     Character models have a word-separator token (`|`), which the decoder takes as its
     silence. Word, BPE and unigram models have none (words are single tokens, or start with
     a `▁` piece): the blank stands in as silence, and lexicon spellings end with the word.
+
+    The LM is loaded once per file and lexicon (`word_lm`, a SentenceLM) and shared: by the
+    decoders `asr tune` builds for its grid, and with RescoringDecoder's sentence scores.
     """
 
     def __init__(
@@ -87,20 +90,29 @@ class BeamSearchDecoder:
         self.lexicon_based = lexicon is not None
         # The only words a lexicon search can output (None: open vocabulary).
         self.vocabulary = lexicon_words(lexicon) if lexicon is not None else None
-        with _quiet_stderr():  # KenLM reports its loading progress on the C stderr
-            self._decoder = ctc_decoder(
-                lexicon=str(lexicon) if lexicon else None,
-                tokens=tokenizer.tokens,
-                lm=str(lm) if lm else None,
-                nbest=cfg.n_best,
-                beam_size=cfg.beam_size,
-                beam_threshold=cfg.beam_threshold,
-                lm_weight=cfg.lm_weight if lm else 0.0,
-                word_score=cfg.word_score,
-                blank_token=BLANK,
-                sil_token=tokenizer.separator or BLANK,
-                unk_word=UNK_WORD,
-            )
+        self.word_lm = word_lm(lm, lexicon) if lm is not None else None
+
+        def search(model):
+            with _quiet_stderr():  # KenLM reports its loading progress on the C stderr
+                return ctc_decoder(
+                    lexicon=str(lexicon) if lexicon else None,
+                    tokens=tokenizer.tokens,
+                    lm=model,
+                    nbest=cfg.n_best,
+                    beam_size=cfg.beam_size,
+                    beam_threshold=cfg.beam_threshold,
+                    lm_weight=cfg.lm_weight if lm else 0.0,
+                    word_score=cfg.word_score,
+                    blank_token=BLANK,
+                    sil_token=tokenizer.separator or BLANK,
+                    unk_word=UNK_WORD,
+                )
+
+        self._decoder = search(self.word_lm.kenlm if self.word_lm is not None else None)
+        if self.word_lm is not None and not self.word_lm.same_words(self._decoder.word_dict):
+            # The shared model maps word indices of its own dictionary: torchaudio made the same
+            # one from the lexicon so far; should it ever differ, the search loads its own copy.
+            self._decoder = search(str(lm))
 
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor) -> list[Hypothesis]:
         return [group[0] for group in self.n_best(log_probs, lens)]
@@ -223,51 +235,72 @@ class SentenceLM:
     search itself uses, without holding the n-grams in Python (a 0.4 M-n-gram mixture loads in
     about 0.3 s instead of 2.4 s). `words` are those the sentences may hold (the lexicon's); any
     other word scores as <unk>. Sentences are remembered: `asr tune` rescores the same candidates
-    at every grid point."""
+    at every grid point.
 
-    def __init__(self, path: str | Path, words: Iterable[str]):
+    `kenlm` is the loaded model over the word indices of `words` (a flashlight Dictionary):
+    BeamSearchDecoder hands it to the search, so that one copy of a large LM serves both."""
+
+    def __init__(self, path: str | Path, words: Iterable[str] | None = None, lexicon: str | Path | None = None):
+        """The model at `path` over `words`, or over the words of the `lexicon` file, indexed
+        as torchaudio's ctc_decoder indexes them (flashlight's create_word_dict)."""
         try:
             from flashlight.lib.text.decoder.kenlm import KenLM
         except ImportError:
             from flashlight.lib.text.decoder import KenLM
-        from flashlight.lib.text.dictionary import Dictionary
+        from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
 
-        self._words = Dictionary()
-        for w in (UNK_WORD, *sorted(set(words) - {UNK_WORD})):
-            self._words.add_entry(w)
-        self._words.set_default_index(self._words.get_index(UNK_WORD))
+        if lexicon is not None:
+            self.words = create_word_dict(load_words(str(lexicon)))  # <unk> included, the default
+        else:
+            self.words = Dictionary()
+            for w in (UNK_WORD, *sorted(set(words or ()) - {UNK_WORD})):
+                self.words.add_entry(w)
+            self.words.set_default_index(self.words.get_index(UNK_WORD))
         with _quiet_stderr():  # KenLM reports its loading progress on the C stderr
-            self._lm = KenLM(str(path), self._words)
+            self.kenlm = KenLM(str(path), self.words)
         self._sentences: dict[tuple[str, ...], float] = {}
+
+    def same_words(self, other) -> bool:
+        """Whether the flashlight Dictionary `other` gives every word the index ours does."""
+        n = self.words.index_size()
+        return other.index_size() == n and all(other.get_entry(i) == self.words.get_entry(i) for i in range(n))
 
     def sentence_log10(self, words: list[str]) -> float:
         key = tuple(words)
         if key in self._sentences:
             return self._sentences[key]
-        state, total = self._lm.start(False), 0.0
+        state, total = self.kenlm.start(False), 0.0
         for w in words:
-            state, score = self._lm.score(state, self._words.get_index(w))
+            state, score = self.kenlm.score(state, self.words.get_index(w))
             total += score
-        total += self._lm.finish(state)[1]
+        total += self.kenlm.finish(state)[1]
         if len(self._sentences) >= 200_000:
             self._sentences.clear()
         self._sentences[key] = total
         return total
 
 
-def _rescoring_lm(path: str | Path, words: frozenset[str]) -> SentenceLM:
-    """The model file's SentenceLM over `words`, loaded once per file version (asr tune builds a
-    decoder for every grid point)."""
+def word_lm(path: str | Path, lexicon: str | Path) -> SentenceLM:
+    """The LM file's SentenceLM over the lexicon's words, loaded once per version of the LM file
+    and content of the lexicon (asr tune builds a decoder for every grid point)."""
     try:
         st = os.stat(path)
     except OSError as e:
         raise AsrError(f"{path}: cannot read the language model ({e.strerror or e})") from None
-    return _sentence_lm_version(str(path), st.st_mtime_ns, st.st_size, words)
+    try:
+        with open(lexicon, "rb") as f:
+            words = hashlib.sha256(f.read()).hexdigest()
+    except OSError as e:
+        raise AsrError(f"{lexicon}: cannot read the lexicon ({e.strerror or e})") from None
+    key = (str(path), st.st_mtime_ns, st.st_size, words)
+    if key not in _WORD_LMS:
+        if len(_WORD_LMS) >= 2:  # the least recently made goes (a large LM takes gigabytes)
+            _WORD_LMS.pop(next(iter(_WORD_LMS)))
+        _WORD_LMS[key] = SentenceLM(path, lexicon=lexicon)
+    return _WORD_LMS[key]
 
 
-@functools.lru_cache(maxsize=2)
-def _sentence_lm_version(path: str, mtime_ns: int, size: int, words: frozenset[str]) -> SentenceLM:
-    return SentenceLM(path, words)
+_WORD_LMS: dict[tuple, SentenceLM] = {}  # word_lm's: (LM path, mtime, size, lexicon's sha256) -> model
 
 
 @contextmanager
@@ -322,7 +355,7 @@ def make_decoder(
         return GreedyDecoder(tokenizer)
     if cfg.method == "beam" and (cfg.rescore or sequence_ensemble):
         beam = BeamSearchDecoder(tokenizer, dataclasses.replace(cfg, n_best=max(cfg.candidates, cfg.n_best)), lexicon, lm)
-        return RescoringDecoder(beam, cfg, _rescoring_lm(lm, beam.vocabulary) if lm is not None else None)
+        return RescoringDecoder(beam, cfg, beam.word_lm)
     if cfg.method == "beam":
         return BeamSearchDecoder(tokenizer, cfg, lexicon, lm)
     raise ValueError(f"unknown decoding method {cfg.method!r} (available: greedy, beam)")

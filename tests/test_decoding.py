@@ -335,3 +335,51 @@ def test_sentence_lm_reads_kenlm_binary_models(tmp_path):
     arpa, binary = (SentenceLM(tmp_path / name, ["A", "B", "C"]) for name in ("lm.arpa", "lm.bin"))
     for words in (["A", "B", "C"], ["C", "B"], ["A", "ZZ"]):
         assert binary.sentence_log10(words) == pytest.approx(arpa.sentence_log10(words), abs=1e-4)
+
+
+def test_one_loaded_lm_serves_the_search_its_rescoring_and_the_next_decoder(tmp_path, monkeypatch):
+    # The beam search gets the KenLM model SentenceLM loaded (not its own copy from the path), the
+    # rescoring scores sentences with it, and a decoder made again from the same files (asr tune's
+    # grid) reuses it; a changed LM file is loaded anew. The hypotheses and scores are those of
+    # torchaudio's own loading of the path.
+    from torchaudio.models.decoder import ctc_decoder
+
+    from asr import decoding
+    from asr.decoding import BLANK, UNK_WORD, write_lexicon
+    from asr.lm import estimate, write_arpa
+
+    write_lexicon(["AB", "BA", "CAB", "C"], tmp_path / "lex.txt", TOK)
+    write_arpa(estimate([["BA", "C"]] * 5 + [["AB"], ["CAB", "BA"]], 2), tmp_path / "lm.arpa")
+    torch.manual_seed(0)
+    lp = torch.randn(2, 12, len(TOK)).log_softmax(-1)
+    lens = torch.tensor([12, 9])
+    cfg = DecodeConfig(method="beam", beam_size=20, n_best=4, lm_weight=1.5, word_score=0.5)
+    files = dict(lexicon=tmp_path / "lex.txt", lm=tmp_path / "lm.arpa")
+    beam = make_decoder(cfg, TOK, **files)
+    assert beam._decoder.lm is beam.word_lm.kenlm
+    rescoring = make_decoder(dataclasses.replace(cfg, rescore=True), TOK, **files)
+    assert rescoring.lm is rescoring.beam.word_lm is beam.word_lm  # one model for all three
+    assert rescoring.beam._decoder.lm is beam.word_lm.kenlm
+    assert beam.word_lm.same_words(beam._decoder.word_dict)
+    assert not decoding.SentenceLM(tmp_path / "lm.arpa", ["AB", "BA", "CAB", "C"]).same_words(beam._decoder.word_dict)
+
+    own = ctc_decoder(lexicon=str(tmp_path / "lex.txt"), tokens=TOK.tokens, lm=str(tmp_path / "lm.arpa"), nbest=4,
+                      beam_size=20, beam_threshold=cfg.beam_threshold, lm_weight=1.5, word_score=0.5,
+                      blank_token=BLANK, sil_token=TOK.separator, unk_word=UNK_WORD)
+    padded, padded_lens = beam._close_last_word(lp, lens)
+    expected = [[(" ".join(h.words), round(float(h.score), 4)) for h in group]
+                for group in own(padded.contiguous(), padded_lens.to(torch.int32))]
+    got = [[(h.text, round(h.score, 4)) for h in group] for group in beam.n_best(lp, lens)]
+    assert got == expected and any(len(group) > 1 for group in got)
+
+    # the dictionaries disagree (not seen with torchaudio 2.11): the search loads its own copy, same results
+    monkeypatch.setattr(decoding.SentenceLM, "same_words", lambda self, other: False)
+    decoding._WORD_LMS.clear()
+    apart = make_decoder(cfg, TOK, **files)
+    assert apart._decoder.lm is not apart.word_lm.kenlm
+    assert [[(h.text, round(h.score, 4)) for h in group] for group in apart.n_best(lp, lens)] == expected
+    monkeypatch.undo()
+
+    write_arpa(estimate([["AB", "C"]] * 5, 2), tmp_path / "lm.arpa")  # another LM in the same file
+    again = make_decoder(cfg, TOK, **files)
+    assert again.word_lm is not beam.word_lm and again._decoder.lm is again.word_lm.kenlm
