@@ -173,9 +173,12 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     from asr.conditions import write_condition_set
     from asr.manifest import read_manifest
 
+    if args.jobs is not None and args.jobs < 1:
+        raise AsrError(f"--jobs must be at least 1 (got {args.jobs})")
     utts = read_manifest(args.manifest)
     t0 = time.time()
-    n, skipped = write_condition_set(utts, args.condition, args.out, args.audio_dir, seed=args.seed)
+    n, skipped = write_condition_set(utts, args.condition, args.out, args.audio_dir, seed=args.seed,
+                                     jobs=args.jobs or os.cpu_count() or 1)
     for reason in skipped[:10]:
         print(f"skipped: {reason}")
     print(f"{args.out}: {n} utterances of {args.manifest} under {args.condition}"
@@ -615,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="manifest of the degraded copies to write")
     s.add_argument("--audio-dir", help="folder for the degraded audio (default: OUT-STEM_audio beside --out)")
     s.add_argument("--seed", type=int, default=0, help="seed of the degradation (default 0)")
+    s.add_argument("--jobs", type=int,
+                   help="processes degrading utterances at once (default: one per core); the copies are the same")
     s.set_defaults(func=cmd_degrade)
 
     s = sub.add_parser("score", help="score a hypothesis trn file against references; write a report")

@@ -78,48 +78,87 @@ def degrade(wave: np.ndarray, cond: Condition, rng: np.random.Generator, sample_
 
 def write_condition_set(
     utts: Sequence[Utterance], name: str, manifest: str | Path, audio_dir: str | Path | None = None,
-    seed: int = 0, sample_rate: int = 16000,
+    seed: int = 0, sample_rate: int = 16000, jobs: int = 1,
 ) -> tuple[int, list[str]]:
     """Degrade every utterance of `utts` under condition `name`; write the audio (24-bit FLAC,
     scaled down only where it would clip) into `audio_dir` (default: MANIFEST-STEM_audio
-    beside the manifest) and the manifest of the copies. Returns (written, skipped reasons)."""
-    cond = condition(name)
+    beside the manifest) and the manifest of the copies. Returns (written, skipped reasons).
+    `jobs` processes share the utterances; each utterance's copy is the same for any number."""
+    condition(name)  # an unknown name fails here, before any process starts
     manifest = Path(manifest)
     audio_dir = Path(audio_dir) if audio_dir else manifest.with_name(manifest.stem + "_audio")
-    pool = list(utts)
+    task = _SetTask(list(utts), name, audio_dir, seed, sample_rate)
+    if jobs > 1 and len(task.pool) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    def babble(n: int, rng: np.random.Generator, exclude: str) -> np.ndarray:
-        total = np.zeros(n, dtype=np.float32)
-        others = [u for u in pool if u.id != exclude]
-        for i in rng.choice(len(others), size=min(BABBLE_TALKERS, len(others)), replace=False):
-            talker = _load(others[int(i)], sample_rate)
-            total += fit_length(talker, n, rng) / np.sqrt(max(power(talker), 1e-12))
-        return total
-
-    out, skipped = [], []
-    for utt in utts:
-        try:
-            wave = _load(utt, sample_rate)
-            rng = utterance_rng(seed, name, utt.id)
-            degraded = degrade(wave, cond, rng, sample_rate, functools.partial(babble, exclude=utt.id))
-        except AsrError as e:
-            skipped.append(str(e))
-            continue
-        peak = float(np.abs(degraded).max())
-        if peak > 0.999:
-            degraded = degraded * (0.999 / peak)
-        path = audio_dir / f"{file_stem(utt.id)}.flac"
-        try:
-            with atomic_path(path) as tmp:
-                sf.write(str(tmp), degraded, sample_rate, format="FLAC", subtype="PCM_24")
-        except (OSError, RuntimeError) as e:
-            raise AsrError(f"{path}: cannot write audio ({first_line(e)})") from None
-        out.append(dataclasses.replace(utt, audio=str(path.resolve()), duration=round(len(degraded) / sample_rate, 4),
-                                       offset=None))
+        with ProcessPoolExecutor(min(jobs, len(task.pool)), mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_start_worker, initargs=(task,)) as workers:
+            results = list(workers.map(_degrade_in_worker, range(len(task.pool)), chunksize=4))
+    else:
+        results = [task.degrade(i) for i in range(len(task.pool))]
+    out = [r for r in results if isinstance(r, Utterance)]
+    skipped = [r for r in results if isinstance(r, str)]
     if not out:
         raise AsrError(f"no utterance could be degraded ({len(skipped)} skipped)")
     write_manifest(out, manifest)
     return len(out), skipped
+
+
+@dataclasses.dataclass
+class _SetTask:
+    """One condition set's work: `degrade(i)` writes utterance i's copy and returns its manifest
+    entry, or the reason it was skipped."""
+
+    pool: list[Utterance]
+    name: str
+    audio_dir: Path
+    seed: int
+    sample_rate: int
+
+    def babble(self, n: int, rng: np.random.Generator, exclude: str) -> np.ndarray:
+        total = np.zeros(n, dtype=np.float32)
+        others = [u for u in self.pool if u.id != exclude]
+        for i in rng.choice(len(others), size=min(BABBLE_TALKERS, len(others)), replace=False):
+            talker = _load(others[int(i)], self.sample_rate)
+            total += fit_length(talker, n, rng) / np.sqrt(max(power(talker), 1e-12))
+        return total
+
+    def degrade(self, i: int) -> Utterance | str:
+        utt = self.pool[i]
+        try:
+            wave = _load(utt, self.sample_rate)
+            rng = utterance_rng(self.seed, self.name, utt.id)
+            degraded = degrade(wave, condition(self.name), rng, self.sample_rate,
+                               functools.partial(self.babble, exclude=utt.id))
+        except AsrError as e:
+            return str(e)
+        peak = float(np.abs(degraded).max())
+        if peak > 0.999:
+            degraded = degraded * (0.999 / peak)
+        path = self.audio_dir / f"{file_stem(utt.id)}.flac"
+        try:
+            with atomic_path(path) as tmp:
+                sf.write(str(tmp), degraded, self.sample_rate, format="FLAC", subtype="PCM_24")
+        except (OSError, RuntimeError) as e:
+            raise AsrError(f"{path}: cannot write audio ({first_line(e)})") from None
+        return dataclasses.replace(utt, audio=str(path.resolve()), duration=round(len(degraded) / self.sample_rate, 4),
+                                   offset=None)
+
+
+_TASK: _SetTask | None = None  # a worker process's
+
+
+def _start_worker(task: _SetTask) -> None:
+    import torch
+
+    global _TASK
+    _TASK = task
+    torch.set_num_threads(1)  # the processes share the cores
+
+
+def _degrade_in_worker(i: int) -> Utterance | str:
+    return _TASK.degrade(i)
 
 
 def _load(utt: Utterance, sample_rate: int) -> np.ndarray:

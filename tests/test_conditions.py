@@ -83,3 +83,28 @@ def test_evaluate_reports_conditions_beside_clean(tmp_path, small_set, tiny_mode
 
 def test_every_condition_is_described():
     assert all(c.description for c in CONDITIONS.values())
+
+
+@pytest.mark.parametrize("name", ["reverb", "babble10"])
+def test_processes_write_the_same_copies(tmp_path, small_set, name):
+    # jobs > 1 shares the utterances among processes: the same audio, manifest and skipped
+    # utterances (reverb: u1's file broken; babble mixes in the others, so a broken one spoils all)
+    broken = name == "reverb"
+    if broken:
+        (tmp_path / "clean" / "u1.wav").write_bytes(b"broken")
+    one = write_condition_set(small_set, name, tmp_path / "one.jsonl")
+    three = write_condition_set(small_set, name, tmp_path / "three.jsonl", jobs=3)
+    assert one == three and one[0] == 4 - broken and len(one[1]) == broken
+    assert not broken or f"{tmp_path / 'dev.jsonl'}:2: " in three[1][0]
+    a, b = read_manifest(tmp_path / "one.jsonl"), read_manifest(tmp_path / "three.jsonl")
+    assert [(u.id, u.duration) for u in a] == [(u.id, u.duration) for u in b]
+    assert [u.id for u in b] == [u.id for u in small_set if not (broken and u.id == "u1")]
+    assert all(np.array_equal(load_audio(x.audio).numpy(), load_audio(y.audio).numpy()) for x, y in zip(a, b))
+    assert all("three_audio" in u.audio for u in b)
+
+
+def test_degrade_command_refuses_no_processes(tmp_path, small_set, capsys):
+    assert main(["degrade", "--manifest", str(tmp_path / "dev.jsonl"), "--condition", "white10",
+                 "--out", str(tmp_path / "x.jsonl"), "--jobs", "0"]) != 0
+    assert "--jobs must be at least 1 (got 0)" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()
