@@ -117,11 +117,20 @@ class _SetTask:
     sample_rate: int
 
     def babble(self, n: int, rng: np.random.Generator, exclude: str) -> np.ndarray:
+        """BABBLE_TALKERS other utterances of the set, drawn by `rng`, each at unit power, summed;
+        a talker whose audio cannot be read is left out (it is skipped as an utterance itself)."""
         total = np.zeros(n, dtype=np.float32)
         others = [u for u in self.pool if u.id != exclude]
+        talkers = 0
         for i in rng.choice(len(others), size=min(BABBLE_TALKERS, len(others)), replace=False):
-            talker = _load(others[int(i)], self.sample_rate)
+            try:
+                talker = _load(others[int(i)], self.sample_rate)
+            except AsrError:
+                continue
             total += fit_length(talker, n, rng) / np.sqrt(max(power(talker), 1e-12))
+            talkers += 1
+        if not talkers:
+            raise AsrError("no other utterance of the set could be read for its babble")
         return total
 
     def degrade(self, i: int) -> Utterance | str:
