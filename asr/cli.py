@@ -169,6 +169,11 @@ def parse_condition(text: str) -> tuple[str, str]:
     return name, manifest
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cmd_degrade(args: argparse.Namespace) -> int:
     from asr.conditions import write_condition_set
     from asr.manifest import read_manifest
@@ -178,7 +183,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     utts = read_manifest(args.manifest)
     t0 = time.time()
     n, skipped = write_condition_set(utts, args.condition, args.out, args.audio_dir, seed=args.seed,
-                                     jobs=args.jobs or os.cpu_count() or 1)
+                                     jobs=args.jobs or usable_cores())
     for reason in skipped[:10]:
         print(f"skipped: {reason}")
     print(f"{args.out}: {n} utterances of {args.manifest} under {args.condition}"

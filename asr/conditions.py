@@ -92,9 +92,15 @@ def write_condition_set(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(min(jobs, len(task.pool)), mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_start_worker, initargs=(task,)) as workers:
-            results = list(workers.map(_degrade_in_worker, range(len(task.pool)), chunksize=4))
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with ProcessPoolExecutor(min(jobs, len(task.pool)), mp_context=multiprocessing.get_context("fork"),
+                                     initializer=_start_worker, initargs=(task,)) as workers:
+                results = list(workers.map(_degrade_in_worker, range(len(task.pool)), chunksize=4))
+        except BrokenProcessPool:
+            raise AsrError(f"{manifest}: a process degrading the audio died (out of memory?); "
+                           "try fewer --jobs") from None
     else:
         results = [task.degrade(i) for i in range(len(task.pool))]
     out = [r for r in results if isinstance(r, Utterance)]
@@ -116,11 +122,11 @@ class _SetTask:
     seed: int
     sample_rate: int
 
-    def babble(self, n: int, rng: np.random.Generator, exclude: str) -> np.ndarray:
-        """BABBLE_TALKERS other utterances of the set, drawn by `rng`, each at unit power, summed;
-        a talker whose audio cannot be read is left out (it is skipped as an utterance itself)."""
+    def babble(self, n: int, rng: np.random.Generator, exclude: Utterance) -> np.ndarray:
+        """BABBLE_TALKERS utterances of the set other than `exclude`, drawn by `rng`, each at unit
+        power, summed; a talker whose audio cannot be read is left out (it is skipped itself)."""
         total = np.zeros(n, dtype=np.float32)
-        others = [u for u in self.pool if u.id != exclude]
+        others = [u for u in self.pool if u.id != exclude.id]
         talkers = 0
         for i in rng.choice(len(others), size=min(BABBLE_TALKERS, len(others)), replace=False):
             try:
@@ -130,7 +136,7 @@ class _SetTask:
             total += fit_length(talker, n, rng) / np.sqrt(max(power(talker), 1e-12))
             talkers += 1
         if not talkers:
-            raise AsrError("no other utterance of the set could be read for its babble")
+            raise AsrError(f"{exclude.where()}: no other utterance of the set could be read for its babble")
         return total
 
     def degrade(self, i: int) -> Utterance | str:
@@ -139,7 +145,7 @@ class _SetTask:
             wave = _load(utt, self.sample_rate)
             rng = utterance_rng(self.seed, self.name, utt.id)
             degraded = degrade(wave, condition(self.name), rng, self.sample_rate,
-                               functools.partial(self.babble, exclude=utt.id))
+                               functools.partial(self.babble, exclude=utt))
         except AsrError as e:
             return str(e)
         peak = float(np.abs(degraded).max())
@@ -159,11 +165,14 @@ _TASK: _SetTask | None = None  # a worker process's
 
 
 def _start_worker(task: _SetTask) -> None:
+    import signal
+
     import torch
 
     global _TASK
     _TASK = task
     torch.set_num_threads(1)  # the processes share the cores
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which stops the workers
 
 
 def _degrade_in_worker(i: int) -> Utterance | str:

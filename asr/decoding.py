@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import os
 import sys
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,15 +293,15 @@ def word_lm(path: str | Path, lexicon: str | Path) -> SentenceLM:
             words = hashlib.sha256(f.read()).hexdigest()
     except OSError as e:
         raise AsrError(f"{lexicon}: cannot read the lexicon ({e.strerror or e})") from None
-    key = (str(path), st.st_mtime_ns, st.st_size, words)
-    if key not in _WORD_LMS:
-        if len(_WORD_LMS) >= 2:  # the least recently made goes (a large LM takes gigabytes)
-            _WORD_LMS.pop(next(iter(_WORD_LMS)))
-        _WORD_LMS[key] = SentenceLM(path, lexicon=lexicon)
-    return _WORD_LMS[key]
+    key = (str(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size, words)
+    model = _WORD_LMS.get(key)
+    if model is None:
+        model = _WORD_LMS[key] = SentenceLM(path, lexicon=lexicon)
+    return model
 
 
-_WORD_LMS: dict[tuple, SentenceLM] = {}  # word_lm's: (LM path, mtime, size, lexicon's sha256) -> model
+# word_lm's models while a decoder holds them: (LM file, version, lexicon's sha256) -> SentenceLM
+_WORD_LMS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 @contextmanager

@@ -104,3 +104,14 @@ def test_degrade_command_refuses_no_processes(tmp_path, small_set, capsys):
                  "--out", str(tmp_path / "x.jsonl"), "--jobs", "0"]) != 0
     assert "--jobs must be at least 1 (got 0)" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_babble_without_a_readable_talker_names_the_utterance(tmp_path, small_set):
+    from asr.conditions import _SetTask
+
+    (tmp_path / "clean" / "u1.wav").write_bytes(b"broken")
+    with pytest.raises(AsrError, match=r"no utterance could be degraded \(2 skipped\)"):
+        write_condition_set(small_set[:2], "babble10", tmp_path / "x.jsonl")  # u1 unreadable, u0 without babble
+    task = _SetTask(small_set[:2], "babble10", tmp_path / "z", 0, 16000)
+    with pytest.raises(AsrError, match=f"{tmp_path / 'dev.jsonl'}:1: .*u0.wav: no other utterance of the set could"):
+        task.babble(100, np.random.default_rng(0), small_set[0])

@@ -1,4 +1,5 @@
 import dataclasses
+import gc
 import math
 
 import pytest
@@ -383,3 +384,20 @@ def test_one_loaded_lm_serves_the_search_its_rescoring_and_the_next_decoder(tmp_
     write_arpa(estimate([["AB", "C"]] * 5, 2), tmp_path / "lm.arpa")  # another LM in the same file
     again = make_decoder(cfg, TOK, **files)
     assert again.word_lm is not beam.word_lm and again._decoder.lm is again.word_lm.kenlm
+    # a model stays loaded only while a decoder holds it
+    del beam, rescoring, apart, again
+    gc.collect()
+    assert len(decoding._WORD_LMS) == 0
+
+
+def test_unreadable_lm_or_lexicon_is_an_error_naming_the_file(tmp_path):
+    from asr.decoding import word_lm, write_lexicon
+    from asr.errors import AsrError
+
+    write_lexicon(["AB"], tmp_path / "lex.txt", TOK)
+    cfg = DecodeConfig(method="beam")
+    with pytest.raises(AsrError, match="missing.arpa: cannot read the language model"):
+        make_decoder(cfg, TOK, lexicon=tmp_path / "lex.txt", lm=tmp_path / "missing.arpa")
+    (tmp_path / "lm.arpa").write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\t<unk>\n\n\\end\\\n")
+    with pytest.raises(AsrError, match="missing.txt: cannot read the lexicon"):
+        word_lm(tmp_path / "lm.arpa", tmp_path / "missing.txt")

@@ -320,3 +320,10 @@ def test_seeds_script_decodes_the_average_of_the_last_epochs(tmp_path):
     refused = subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path,
                              env={**os.environ, "ASR": str(fake)})  # the same experiment without averaging
     assert refused.returncode == 2 and "run with other settings" in refused.stderr
+    # its models decoded with another LM: the averaged ones, as the experiment decoded them
+    (tmp_path / "other.arpa").write_text("")
+    lm2 = subprocess.run(args[:5] + ["swa_lm2", "--seeds", "7", "--models-of", "swa", "--lm", str(tmp_path / "other.arpa"),
+                                     "--conditions", "white10"], capture_output=True, text=True, check=False,
+                         cwd=tmp_path, env={**os.environ, "ASR": str(fake)})
+    assert lm2.returncode == 0, lm2.stderr
+    assert os.readlink(work / "seeds" / "swa_lm2" / "s7" / "model.pt") == "../../swa/s7/model_avg.pt"

@@ -105,6 +105,10 @@ if [ -n "$models_of" ]; then
 fi
 
 root=$work/seeds/$name
+models_of_model=model.pt  # what --models-of decodes: the model that experiment decoded
+if [ -n "$models_of" ] && grep -q '^average: ' "$work/seeds/$models_of/settings.txt" 2> /dev/null; then
+  models_of_model=model_avg.pt
+fi
 device=cpu
 if nvidia-smi -L > /dev/null 2>&1; then device=gpu; fi  # train.precision auto: bf16 there, float32 on most CPUs
 if [ -n "$models_of" ]; then
@@ -176,7 +180,7 @@ one_seed() {
   local exp=$root/s$1 model=$root/s$1/model.pt keep=()
   if [ -n "$models_of" ]; then
     mkdir -p "$exp"
-    ln -sfn "../../$models_of/s$1/model.pt" "$exp/model.pt"
+    ln -sfn "../../$models_of/s$1/$models_of_model" "$exp/model.pt"
   else
     [ -z "$average" ] || keep=(--set "train.keep_checkpoints=$average")  # before --set: a user's own wins
     "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" --exp "$exp" \
