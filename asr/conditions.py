@@ -91,7 +91,6 @@ def write_condition_set(
     if jobs > 1 and len(task.pool) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-
         from concurrent.futures.process import BrokenProcessPool
 
         try:

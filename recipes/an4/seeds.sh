@@ -177,7 +177,8 @@ fi
 # tune on dev, beam + LM decode of dev clean and under the conditions (run.sh's stages 1, 2, 4
 # and 11, for dev only); sS/.done when all of it is there. Its output is added to sS.log.
 one_seed() {
-  local exp=$root/s$1 model=$root/s$1/model.pt keep=()
+  local exp=$root/s$1 keep=()
+  local model=$exp/model.pt
   if [ -n "$models_of" ]; then
     mkdir -p "$exp"
     ln -sfn "../../$models_of/s$1/$models_of_model" "$exp/model.pt"
