@@ -3,6 +3,12 @@
 Averaging the parameters of the final epochs (ESPnet's average_checkpoints, icefall's
 --avg) smooths out the noise of the last optimizer steps. The averaged model is written
 as an ordinary bundle, with the tokens, feature statistics and config of the best model.
+
+Two ways to the same mean: `asr average` after training, from the epoch checkpoints kept on
+disk (train.keep_checkpoints >= N, about 40 MB each for the AN4 model), or `RunningAverage`
+during training (train.average_last = N, as icefall keeps its model_avg and stochastic weight
+averaging its running mean): the sum of the weights at the end of each of the last N epochs,
+carried in the epoch checkpoint, so that nothing else has to be kept.
 """
 
 from __future__ import annotations
@@ -67,3 +73,42 @@ def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[
     info = {k: v for k, v in best.info.items() if k not in ("epoch", "dev_wer", "dev_cer")}
     info["averaged_epochs"] = epochs
     return Bundle(best.config, best.tokenizer, best.stats, model.eval(), info), epochs
+
+
+class RunningAverage:
+    """The mean of a model's weights at the end of several epochs, accumulated one epoch at a
+    time: floating-point tensors summed in float64 on the CPU, integer buffers from the last."""
+
+    def __init__(self, sums: dict | None = None, epochs: Sequence[int] = ()):
+        self.sums = sums
+        self.epochs = list(epochs)
+
+    def add(self, state: dict, epoch: int) -> None:
+        if self.sums is not None and state.keys() != self.sums.keys():
+            raise ValueError("the model holds different parameters than the average")
+        if self.sums is None:
+            self.sums = {k: v.detach().to("cpu", torch.float64 if v.is_floating_point() else v.dtype, copy=True)
+                         for k, v in state.items()}
+        else:
+            for k, v in state.items():
+                if v.is_floating_point():
+                    self.sums[k] += v.detach().to("cpu", torch.float64)
+                else:
+                    self.sums[k] = v.detach().to("cpu", copy=True)
+        self.epochs.append(epoch)
+
+    def mean(self, like: dict) -> dict:
+        """The mean, in the dtypes of the state dict `like` (the model's own)."""
+        if self.sums is None:
+            raise ValueError("nothing to average")
+        n = len(self.epochs)
+        return {k: (s / n).to(like[k].dtype) if s.is_floating_point() else s.clone() for k, s in self.sums.items()}
+
+    def to_dict(self) -> dict:
+        return {"sums": self.sums, "epochs": list(self.epochs)}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "RunningAverage":
+        if not data:
+            return cls()
+        return cls(data["sums"], [int(e) for e in data["epochs"]])

@@ -54,6 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = train(cfg, train_utts, dev_utts, args.exp, resume=args.resume, device=args.device,
                  progress=not args.no_progress)
     print(f"best model: {path}")
+    if load_config(Path(args.exp) / "config.yaml").train.average_last > 0:
+        print(f"averaged model: {path.parent / 'model_avg.pt'}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun, leave without the interpreter's teardown: gloo's threads can abort it
         # (SIGABRT, "terminate called without an active exception", seen in about 1 run in 40

@@ -103,6 +103,10 @@ class TrainConfig:
     # "bf16": bf16 autocast on any device; "fp32": float32 throughout.
     precision: str = "auto"
     keep_checkpoints: int = 2  # epoch checkpoints kept on disk (best is kept apart)
+    # Keep the mean of the weights at the end of each of the last N epochs while training and
+    # write it as EXP/model_avg.pt (asr/average.py's RunningAverage; 0 = off). The same mean as
+    # `asr average --last N` without keeping N checkpoints.
+    average_last: int = 0
     # Compute log-mel features and SpecAugment in batches on the training device (a GPU)
     # instead of in the loader's workers, which then only read and perturb the audio.
     features_on_device: bool = False
@@ -264,6 +268,8 @@ def validate(cfg: RunConfig, where: str = "config") -> RunConfig:
         raise AsrError(f"{where}: model.inter_ctc_layer must be in [0, model.n_layers), got {m.inter_ctc_layer}")
     if not 0 <= cfg.train.inter_ctc_weight < 1:
         raise AsrError(f"{where}: train.inter_ctc_weight must be in [0, 1), got {cfg.train.inter_ctc_weight}")
+    if not 0 <= cfg.train.average_last <= cfg.train.epochs:
+        raise AsrError(f"{where}: train.average_last must be in [0, train.epochs], got {cfg.train.average_last}")
     if not 0 <= cfg.train.cr_ctc_weight <= 100:
         raise AsrError(f"{where}: train.cr_ctc_weight must be in [0, 100], got {cfg.train.cr_ctc_weight}")
     if cfg.train.cr_ctc_weight > 0 and cfg.distill.teachers:

@@ -11,6 +11,7 @@ Outputs in `exp_dir`:
   config.yaml                 the full run config
   checkpoints/epoch-N.pt      resumable state after each epoch (the last few are kept)
   model.pt                    bundle of the epoch with the best dev WER
+  model_avg.pt                with train.average_last = N: the mean of the last N epochs' weights
   train.log                   one line per epoch
   .lock                       held while a run trains (see asr.lock)
 """
@@ -18,13 +19,14 @@ Outputs in `exp_dir`:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import functools
 import itertools
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -46,6 +48,7 @@ from asr.checkpoint import (
 )
 from asr.config import RunConfig, config_differences, from_dict, load_config, save_config, to_dict
 from asr.augment import WaveAugmenter, concatenated_utterances
+from asr.average import RunningAverage
 from asr.data import (
     BucketBatchSampler,
     DeviceFrontend,
@@ -128,8 +131,10 @@ def prepare_stats(
 
 # Fields a resumed run may change: more epochs stretch the cosine decay over the new total
 # (the learning rate rises again from its value at the current step).
+# train.average_last may change too: an average whose epochs left the window starts again, and
+# one begun after the window's first epoch is logged as such (average_epoch).
 RESUMABLE_CHANGES = ("train.epochs", "train.keep_checkpoints", "train.num_workers", "train.dist_backend",
-                     "train.dist_timeout", "train.check_replicas")
+                     "train.dist_timeout", "train.check_replicas", "train.average_last")
 
 
 def resume_config(saved: RunConfig, requested: RunConfig, ckpt: Path) -> RunConfig:
@@ -202,6 +207,7 @@ class RunState:
     start_epoch: int = 1
     best_wer: float = float("inf")
     steps: int = 0
+    average: RunningAverage = field(default_factory=RunningAverage)  # train.average_last
 
 
 def decide_run(cfg: RunConfig | None, exp_dir: Path, resume: bool, log: Callable[[str], None],
@@ -322,6 +328,7 @@ def restore_or_start(
             raise AsrError(f"{exp_dir}: the checkpoint does not fit its config ({first_line(e)})") from None
         run.start_epoch, run.best_wer = state["epoch"] + 1, min(state["best_wer"], best_saved_wer(exp_dir))
         run.steps = int(state.get("steps", 0))
+        run.average = RunningAverage.from_dict(state.get("average"))
         ranks = state.get("rng_ranks")
         if ranks is not None and len(ranks) == ctx.world:
             restore_rng(ranks[ctx.rank])
@@ -466,10 +473,10 @@ def check_replicas(run: RunState) -> None:
         raise AsrError(f"after step {run.steps}: ranks hold different weights ({', '.join(d[:8] for d in digests)})")
 
 
-def validate(run: RunState) -> tuple[Summary, float]:
-    """Greedy WER/CER on the dev set and the mean dev CTC loss per utterance; each rank decodes
-    its share, rank 0 scores them all."""
-    hyps, dev_loss = decode_dataset(run.model, run.dev_data, GreedyDecoder(run.tokenizer), run.device)
+def validate(run: RunState, model: AcousticModel | None = None) -> tuple[Summary, float]:
+    """Greedy WER/CER on the dev set and the mean dev CTC loss per utterance of `model` (the
+    run's own by default); each rank decodes its share, rank 0 scores them all."""
+    hyps, dev_loss = decode_dataset(model or run.model, run.dev_data, GreedyDecoder(run.tokenizer), run.device)
     shares = run.ctx.gather((hyps, dev_loss * len(run.dev_data)))
     all_hyps = {uid: h for share, _ in shares for uid, h in share.items()}
     return score_hypotheses(run.dev_utts, all_hyps), sum(loss for _, loss in shares) / max(len(run.dev_utts), 1)
@@ -481,6 +488,7 @@ def checkpoint_state(run: RunState, epoch: int) -> dict:
         "stats": run.stats.to_dict(), "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(), "epoch": epoch, "best_wer": run.best_wer, "steps": run.steps,
         "rng": rng_state(), "rng_ranks": run.ctx.gather(rng_state()) if run.ctx.active else None,
+        "average": run.average.to_dict() if run.average.epochs else None,
     }
 
 
@@ -572,6 +580,7 @@ def run_epoch(run: RunState, epoch: int, progress: bool, log_line: Callable[[str
         f"| {result.audio_seconds / result.seconds:6.1f} audio-s/s "
         f"| {time.time() - t0:6.1f}s{' *' if is_best else ''}"
     )
+    average_epoch(run, epoch, log_line)
     state = checkpoint_state(run, epoch)  # every rank: its random state is gathered into it
     if run.ctx.is_main:
         if is_best:
@@ -580,3 +589,32 @@ def run_epoch(run: RunState, epoch: int, progress: bool, log_line: Callable[[str
                         model=run.model, info=info)
         save_epoch_checkpoint(run.exp_dir, epoch, run.cfg.train.keep_checkpoints, state)
     run.ctx.barrier()
+
+
+def average_epoch(run: RunState, epoch: int, log_line: Callable[[str], None]) -> None:
+    """train.average_last = N: add the weights after `epoch`, if it is one of the last N, to the
+    run's running mean and write that mean as model_avg.pt (rank 0); after the last epoch, also
+    score it on dev."""
+    n, last = run.cfg.train.average_last, run.cfg.train.epochs
+    first = last - n + 1
+    if n <= 0 or epoch < first:
+        return
+    done = run.average.epochs
+    if done and done[0] < first:  # a run resumed with more epochs: the window moved on
+        log_line(f"average: epochs {done[0]}-{done[-1]} are no longer among the last {n}; it starts again at epoch {epoch}")
+        run.average = RunningAverage()
+    elif not done and epoch > first:  # resumed from a checkpoint written without it
+        log_line(f"average: the checkpoint resumed from holds no average; it starts at epoch {epoch}, not {first}")
+    run.average.add(run.model.state_dict(), epoch)
+    model = copy.deepcopy(run.model)
+    model.load_state_dict(run.average.mean(run.model.state_dict()))
+    epochs = list(run.average.epochs)
+    info = {"averaged_epochs": epochs, "n_params": run.n_params}
+    if epoch == last:
+        summary, dev_loss = validate(run, model)
+        info.update(dev_wer=summary.wer, dev_cer=summary.cer)
+        log_line(f"model_avg.pt: the mean of epochs {epochs[0]}-{epochs[-1]} | dev loss {dev_loss:7.3f} "
+                 f"| dev WER {summary.wer:6.2f} CER {summary.cer:6.2f}")
+    if run.ctx.is_main:
+        save_bundle(run.exp_dir / "model_avg.pt", cfg=run.cfg, tokenizer=run.tokenizer, stats=run.stats,
+                    model=model, info=info)

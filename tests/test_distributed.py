@@ -69,7 +69,7 @@ def weights(exp: Path, epoch: int = 2) -> dict:
 def two_ranks(equal_length_set, tmp_path_factory):
     exp = tmp_path_factory.mktemp("ddp") / "exp"
     r = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2",
-                        *train_args(equal_length_set, exp, ["train.check_replicas=true"])],
+                        *train_args(equal_length_set, exp, ["train.check_replicas=true", "train.average_last=2"])],
                        capture_output=True, text=True, env=env(), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return exp
@@ -82,6 +82,15 @@ def test_two_ranks_hold_identical_weights_after_every_step(two_ranks):
     assert "replicas: the 2 ranks held identical weights after each of 8 steps" in log  # 2 epochs x 8 batches / 2 ranks
     state = torch.load(two_ranks / "checkpoints" / "epoch-2.pt", weights_only=True)
     assert len(state["rng_ranks"]) == 2 and state["steps"] == 8
+    # the mean of both epochs, scored on dev by both ranks' shares
+    from asr.average import average_state_dicts
+    from asr.checkpoint import load_bundle
+
+    averaged = load_bundle(two_ranks / "model_avg.pt")
+    assert averaged.info["averaged_epochs"] == [1, 2] and "model_avg.pt: the mean of epochs 1-2 |" in log
+    want = average_state_dicts([weights(two_ranks, 1), weights(two_ranks, 2)])
+    for name, value in averaged.model.state_dict().items():
+        torch.testing.assert_close(value, want[name], msg=name)
 
 
 def test_two_ranks_equal_one_process_accumulating_the_same_global_batches(equal_length_set, two_ranks, tmp_path):

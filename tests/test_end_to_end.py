@@ -25,6 +25,7 @@ TRAIN_SETTINGS = [
     # All utterances in one batch, one step per epoch.
     "train.epochs=80", "train.lr=3e-3", "train.warmup_steps=10", "train.max_batch_frames=100000",
     "train.final_lr_ratio=0.3",
+    "train.average_last=10",  # model_avg.pt beside model.pt; training itself is the same
 ]
 
 
@@ -62,6 +63,10 @@ def test_training_learns(tiny_run):
     print(f"CER untrained {before.cer:.1f}%, trained {after.cer:.1f}%")
     assert before.cer > 80
     assert after.cer < 35
+    averaged = load_bundle(exp / "model_avg.pt")  # the mean of the last 10 epochs: a model that works too
+    assert averaged.info["averaged_epochs"] == list(range(71, 81))
+    mean_cer = score_hypotheses(subset, decode_dataset(averaged.model, dataset, decoder, torch.device("cpu"))[0]).cer
+    assert mean_cer < 35 and averaged.info["dev_cer"] == pytest.approx(mean_cer, abs=1e-6)
     log = (exp / "train.log").read_text()
     assert "dev WER" in log and "audio-s/s" in log
 

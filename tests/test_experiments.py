@@ -291,8 +291,10 @@ def test_seeds_script_notes_an_experiment_compared_with_another_lms(tmp_path):
 
 
 def test_seeds_script_decodes_the_average_of_the_last_epochs(tmp_path):
-    """--average N: the runs keep N checkpoints (a --set of its own still wins), `asr average`
-    makes sS/model_avg.pt, and that model is decoded and tuned; the settings say so."""
+    """--average N: the runs keep the mean of their last N epochs while training
+    (train.average_last, before the user's --set), sS/model_avg.pt is decoded and tuned, and
+    the settings say so; a seed begun before that option goes on keeping N checkpoints, and
+    `asr average` makes its model_avg.pt."""
     work = tmp_path / "an4"
     (work / "manifests").mkdir(parents=True)
     (work / "manifests" / "dev.jsonl").write_text("{}\n")
@@ -310,12 +312,23 @@ def test_seeds_script_decodes_the_average_of_the_last_epochs(tmp_path):
     calls = [line.split() for line in log.read_text().splitlines()]
     train = next(c for c in calls if c[0] == "train")
     sets = [train[i + 1] for i, a in enumerate(train) if a == "--set"]
-    assert sets == ["train.keep_checkpoints=3", "train.final_lr_ratio=0.1", "train.seed=7"]
+    assert sets == ["train.average_last=3", "train.final_lr_ratio=0.1", "train.seed=7"]
     after = calls[calls.index(train) + 1:]
-    assert after[0] == ["average", "--exp", str(exp), "--last", "3", "--out", str(exp / "model_avg.pt")]
-    assert after[1][:3] == ["evaluate", "--model", str(exp / "model_avg.pt")]  # greedy, on dev
-    assert after[2][:3] == ["tune", "--model", str(exp / "model_avg.pt")]
+    assert after[0][:3] == ["evaluate", "--model", str(exp / "model_avg.pt")]  # greedy, on dev
+    assert after[1][:3] == ["tune", "--model", str(exp / "model_avg.pt")]
     assert (exp / ".done").is_file()
+    old = work / "seeds" / "swa" / "s8"  # begun by the code of before: checkpoints, a config without the option
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "config.yaml").write_text("train:\n  keep_checkpoints: 3\n")
+    log.write_text("")
+    r = subprocess.run(args[:7] + ["8"] + args[8:] + ["--average", "3"], capture_output=True, text=True, check=False,
+                       cwd=tmp_path, env={**os.environ, "ASR": str(fake)})
+    assert r.returncode == 0, r.stderr
+    calls = [line.split() for line in log.read_text().splitlines()]
+    train = next(c for c in calls if c[0] == "train")
+    assert [train[i + 1] for i, a in enumerate(train) if a == "--set"][0] == "train.keep_checkpoints=3"
+    assert calls[calls.index(train) + 1] == ["average", "--exp", str(old), "--last", "3", "--out",
+                                             str(old / "model_avg.pt")]
     assert "average: last 3" in (work / "seeds" / "swa" / "settings.txt").read_text().splitlines()
     refused = subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path,
                              env={**os.environ, "ASR": str(fake)})  # the same experiment without averaging

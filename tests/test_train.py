@@ -234,3 +234,57 @@ def test_intermediate_ctc_trains_its_output_layer(an4_prepared, tmp_path):
     # the same seed and data: only the intermediate loss's weight differs, and it moved the
     # intermediate output layer (with weight 0 only weight decay does)
     assert (weights[0.5]["inter_output.weight"] - weights[0.0]["inter_output.weight"]).abs().max() > 1e-3
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_average_last_is_the_mean_of_the_last_epochs_and_survives_a_resume(an4_prepared, tmp_path):
+    """train.average_last=2 of 3 epochs: model_avg.pt holds the mean of epochs 2 and 3 (what
+    `asr average --last 2` makes from their checkpoints), scored on dev; a run stopped after
+    epoch 2 and resumed writes the same mean."""
+    from asr.average import average_last_epochs, average_state_dicts
+
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    cfg = load_config(None, TINY + ["train.epochs=3", "train.keep_checkpoints=3", "train.average_last=2"])
+    log = []
+    train(cfg, utts, utts[:2], tmp_path / "straight", progress=False, log=log.append)
+    ckpt = tmp_path / "straight" / "checkpoints"
+    avg = load_bundle(tmp_path / "straight" / "model_avg.pt")
+    assert avg.info["averaged_epochs"] == [2, 3] and 0 <= avg.info["dev_wer"] <= 100
+    assert any(line.startswith("model_avg.pt: the mean of epochs 2-3 |") for line in log)
+    want = average_state_dicts([_weights(ckpt / "epoch-2.pt"), _weights(ckpt / "epoch-3.pt")])
+    after_training, _ = average_last_epochs(tmp_path / "straight", 2)
+    for name, value in avg.model.state_dict().items():
+        torch.testing.assert_close(value, want[name], msg=name)
+        torch.testing.assert_close(value, after_training.model.state_dict()[name], msg=name)
+    assert any(not torch.equal(want[n], _weights(ckpt / "epoch-3.pt")[n]) for n in want)  # not just the last
+    assert torch.load(ckpt / "epoch-1.pt", weights_only=True)["average"] is None  # before the window
+
+    train(cfg, utts, utts[:2], tmp_path / "resumed", progress=False, log=lambda s: None)
+    (tmp_path / "resumed" / "checkpoints" / "epoch-3.pt").unlink()
+    train(cfg, utts, utts[:2], tmp_path / "resumed", resume=True, progress=False, log=lambda s: None)
+    resumed = load_bundle(tmp_path / "resumed" / "model_avg.pt")
+    assert resumed.info["averaged_epochs"] == [2, 3]
+    for name, value in avg.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, msg=name)
+
+
+def test_average_restarts_when_a_resumed_run_gets_more_epochs(an4_prepared, tmp_path):
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    train(load_config(None, TINY + ["train.epochs=2", "train.average_last=1"]), utts, utts[:2], tmp_path, **QUIET)
+    assert load_bundle(tmp_path / "model_avg.pt").info["averaged_epochs"] == [2]
+    log = []
+    train(load_config(None, TINY + ["train.epochs=4", "train.average_last=1"]), utts, utts[:2], tmp_path,
+          resume=True, progress=False, log=log.append)
+    assert any("epochs 2-2 are no longer among the last 1" in line for line in log)
+    bundle = load_bundle(tmp_path / "model_avg.pt")
+    assert bundle.info["averaged_epochs"] == [4]
+    for name, value in bundle.model.state_dict().items():  # the mean of epoch 4 alone is epoch 4
+        torch.testing.assert_close(value, _weights(tmp_path / "checkpoints" / "epoch-4.pt")[name], msg=name)
+
+
+def test_average_last_beyond_the_epochs_is_refused():
+    with pytest.raises(AsrError, match=r"train.average_last must be in \[0, train.epochs\], got 5"):
+        load_config(None, ["train.epochs=4", "train.average_last=5"])

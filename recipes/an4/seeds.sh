@@ -23,9 +23,9 @@
 # --lm ARPA: tune and decode beam + LM with this language model (default: the recipe's, lm.sh).
 # --models-of NAME: train nothing; decode the models of the finished seeds of experiment NAME (a
 # decoding-only experiment, e.g. another LM).
-# --average N: decode, for each seed, the mean of its last N epochs' weights (asr average, into
-# sS/model_avg.pt) instead of its best epoch; the runs keep N epoch checkpoints (unless a --set of
-# train.keep_checkpoints says otherwise).
+# --average N: decode, for each seed, the mean of its last N epochs' weights (sS/model_avg.pt, kept
+# while training: train.average_last=N) instead of its best epoch. A seed trained before that
+# option (2026-11-28) kept N checkpoints, and its model_avg.pt is made from them (asr average).
 # --parallel N: N seeds train at once. On a GPU they share it (on an H200, AN4 epochs took 1.3-1.7 s
 # alone or two at a time, 5-7 s eight at a time); on a CPU the cores are split between them
 # (OMP_NUM_THREADS, unless set), which changes rounding, not the model: run.sh uses all cores.
@@ -177,19 +177,25 @@ fi
 # tune on dev, beam + LM decode of dev clean and under the conditions (run.sh's stages 1, 2, 4
 # and 11, for dev only); sS/.done when all of it is there. Its output is added to sS.log.
 one_seed() {
-  local exp=$root/s$1 keep=()
+  local exp=$root/s$1 keep=() from_checkpoints=""
   local model=$exp/model.pt
   if [ -n "$models_of" ]; then
     mkdir -p "$exp"
     ln -sfn "../../$models_of/s$1/$models_of_model" "$exp/model.pt"
   else
-    [ -z "$average" ] || keep=(--set "train.keep_checkpoints=$average")  # before --set: a user's own wins
+    if [ -n "$average" ] && [ -d "$exp/checkpoints" ] \
+        && ! grep -Eq '^ *average_last: [1-9]' "$exp/config.yaml" 2> /dev/null; then
+      from_checkpoints=1  # a seed started before train.average_last existed goes on the old way
+      keep=(--set "train.keep_checkpoints=$average")
+    elif [ -n "$average" ]; then
+      keep=(--set "train.average_last=$average")  # before --set: a user's own wins
+    fi
     "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" --exp "$exp" \
       --config "$config" ${keep[@]+"${keep[@]}"} ${sets[@]+"${sets[@]}"} --set "train.seed=$1" --resume --no-progress
   fi
   if [ -n "$average" ]; then
     model=$exp/model_avg.pt
-    "$asr" average --exp "$exp" --last "$average" --out "$model"
+    [ -z "$from_checkpoints" ] || "$asr" average --exp "$exp" --last "$average" --out "$model"
   fi
   evaluate_splits "$model" greedy dev --set decode.method=greedy  # -> decode_dev_greedy
   "$asr" tune --model "$model" --manifest "$manifests/dev.jsonl" --lm "$lm" --out "$exp/model_lm.pt"
