@@ -54,7 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = train(cfg, train_utts, dev_utts, args.exp, resume=args.resume, device=args.device,
                  progress=not args.no_progress)
     print(f"best model: {path}")
-    if load_config(Path(args.exp) / "config.yaml").train.average_last > 0:
+    if saved.is_file() and load_config(saved).train.average_last > 0:  # rank 0's file; other nodes may lack it
         print(f"averaged model: {path.parent / 'model_avg.pt'}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun, leave without the interpreter's teardown: gloo's threads can abort it

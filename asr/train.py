@@ -594,17 +594,20 @@ def run_epoch(run: RunState, epoch: int, progress: bool, log_line: Callable[[str
 def average_epoch(run: RunState, epoch: int, log_line: Callable[[str], None]) -> None:
     """train.average_last = N: add the weights after `epoch`, if it is one of the last N, to the
     run's running mean and write that mean as model_avg.pt (rank 0); after the last epoch, also
-    score it on dev."""
+    score it on dev. An average that does not lead up to `epoch` within the window (train.epochs
+    or average_last changed on resume) starts again."""
     n, last = run.cfg.train.average_last, run.cfg.train.epochs
     first = last - n + 1
+    done = run.average.epochs
+    if done and (n <= 0 or done[0] < first or done[-1] != epoch - 1):
+        if n > 0:
+            log_line(f"average: epochs {done[0]}-{done[-1]} do not lead up to epoch {epoch} within the last {n}; "
+                     "it starts again")
+        run.average = RunningAverage()
     if n <= 0 or epoch < first:
         return
-    done = run.average.epochs
-    if done and done[0] < first:  # a run resumed with more epochs: the window moved on
-        log_line(f"average: epochs {done[0]}-{done[-1]} are no longer among the last {n}; it starts again at epoch {epoch}")
-        run.average = RunningAverage()
-    elif not done and epoch > first:  # resumed from a checkpoint written without it
-        log_line(f"average: the checkpoint resumed from holds no average; it starts at epoch {epoch}, not {first}")
+    if not run.average.epochs and epoch > first:
+        log_line(f"average: it starts at epoch {epoch}, not {first} (the checkpoint resumed from holds none)")
     run.average.add(run.model.state_dict(), epoch)
     model = copy.deepcopy(run.model)
     model.load_state_dict(run.average.mean(run.model.state_dict()))
@@ -613,7 +616,8 @@ def average_epoch(run: RunState, epoch: int, log_line: Callable[[str], None]) ->
     if epoch == last:
         summary, dev_loss = validate(run, model)
         info.update(dev_wer=summary.wer, dev_cer=summary.cer)
-        log_line(f"model_avg.pt: the mean of epochs {epochs[0]}-{epochs[-1]} | dev loss {dev_loss:7.3f} "
+        short = f" ({len(epochs)} of the {n} asked for)" if len(epochs) < n else ""
+        log_line(f"model_avg.pt: the mean of epochs {epochs[0]}-{epochs[-1]}{short} | dev loss {dev_loss:7.3f} "
                  f"| dev WER {summary.wer:6.2f} CER {summary.cer:6.2f}")
     if run.ctx.is_main:
         save_bundle(run.exp_dir / "model_avg.pt", cfg=run.cfg, tokenizer=run.tokenizer, stats=run.stats,

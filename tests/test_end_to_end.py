@@ -66,7 +66,9 @@ def test_training_learns(tiny_run):
     averaged = load_bundle(exp / "model_avg.pt")  # the mean of the last 10 epochs: a model that works too
     assert averaged.info["averaged_epochs"] == list(range(71, 81))
     mean_cer = score_hypotheses(subset, decode_dataset(averaged.model, dataset, decoder, torch.device("cpu"))[0]).cer
-    assert mean_cer < 35 and averaged.info["dev_cer"] == pytest.approx(mean_cer, abs=1e-6)
+    assert mean_cer < 35 and averaged.info["dev_cer"] < 35
+    if not torch.cuda.is_available():  # scored on dev (this set) on the device it trained on
+        assert averaged.info["dev_cer"] == pytest.approx(mean_cer, abs=1e-6)
     log = (exp / "train.log").read_text()
     assert "dev WER" in log and "audio-s/s" in log
 

@@ -278,7 +278,8 @@ def test_average_restarts_when_a_resumed_run_gets_more_epochs(an4_prepared, tmp_
     log = []
     train(load_config(None, TINY + ["train.epochs=4", "train.average_last=1"]), utts, utts[:2], tmp_path,
           resume=True, progress=False, log=log.append)
-    assert any("epochs 2-2 are no longer among the last 1" in line for line in log)
+    assert any("average: epochs 2-2 do not lead up to epoch 3 within the last 1; it starts again" in line
+               for line in log)
     bundle = load_bundle(tmp_path / "model_avg.pt")
     assert bundle.info["averaged_epochs"] == [4]
     for name, value in bundle.model.state_dict().items():  # the mean of epoch 4 alone is epoch 4
@@ -288,3 +289,23 @@ def test_average_restarts_when_a_resumed_run_gets_more_epochs(an4_prepared, tmp_
 def test_average_last_beyond_the_epochs_is_refused():
     with pytest.raises(AsrError, match=r"train.average_last must be in \[0, train.epochs\], got 5"):
         load_config(None, ["train.epochs=4", "train.average_last=5"])
+
+
+def test_an_average_with_a_gap_starts_again_and_a_late_one_says_so(an4_prepared, tmp_path):
+    """Epoch 2 trained without averaging between two runs with it: the mean of epochs 1 and 3
+    would skip it, so the average starts again at 3; the final line says it holds 1 of 3."""
+    utts = read_manifest(an4_prepared / "manifests" / "train.jsonl")[:4]
+    run = lambda epochs, n, log=lambda s: None, resume=True: train(  # noqa: E731
+        load_config(None, TINY + [f"train.epochs={epochs}", f"train.average_last={n}"]), utts, utts[:2], tmp_path,
+        resume=resume, progress=False, log=log)
+    run(3, 3, resume=False)
+    assert load_bundle(tmp_path / "model_avg.pt").info["averaged_epochs"] == [1, 2, 3]
+    for p in ("epoch-2.pt", "epoch-3.pt"):
+        (tmp_path / "checkpoints" / p).unlink()  # back to the state after epoch 1, average [1]
+    run(2, 0)  # epoch 2 again, without averaging: the checkpoint carries no average on
+    assert torch.load(tmp_path / "checkpoints" / "epoch-2.pt", weights_only=True)["average"] is None
+    log = []
+    run(3, 3, log.append)
+    assert any("it starts at epoch 3, not 1" in line for line in log)
+    assert any(line.startswith("model_avg.pt: the mean of epochs 3-3 (1 of the 3 asked for) |") for line in log)
+    assert load_bundle(tmp_path / "model_avg.pt").info["averaged_epochs"] == [3]
