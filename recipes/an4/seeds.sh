@@ -177,7 +177,7 @@ fi
 # tune on dev, beam + LM decode of dev clean and under the conditions (run.sh's stages 1, 2, 4
 # and 11, for dev only); sS/.done when all of it is there. Its output is added to sS.log.
 one_seed() {
-  local exp=$root/s$1 keep=() from_checkpoints=""
+  local exp=$root/s$1 averaging=() from_checkpoints=""
   local model=$exp/model.pt
   if [ -n "$models_of" ]; then
     mkdir -p "$exp"
@@ -186,12 +186,12 @@ one_seed() {
     if [ -n "$average" ] && [ -d "$exp/checkpoints" ] \
         && ! grep -Eq '^ *average_last: [1-9]' "$exp/config.yaml" 2> /dev/null; then
       from_checkpoints=1  # a seed started before train.average_last existed goes on the old way
-      keep=(--set "train.keep_checkpoints=$average")
+      averaging=(--set "train.keep_checkpoints=$average")
     elif [ -n "$average" ]; then
-      keep=(--set "train.average_last=$average")  # before --set: a user's own wins
+      averaging=(--set "train.average_last=$average")  # before --set: a user's own wins
     fi
     "$asr" train --train "$manifests/train.jsonl" --dev "$manifests/dev.jsonl" --exp "$exp" \
-      --config "$config" ${keep[@]+"${keep[@]}"} ${sets[@]+"${sets[@]}"} --set "train.seed=$1" --resume --no-progress
+      --config "$config" ${averaging[@]+"${averaging[@]}"} ${sets[@]+"${sets[@]}"} --set "train.seed=$1" --resume --no-progress
   fi
   if [ -n "$average" ]; then
     model=$exp/model_avg.pt
