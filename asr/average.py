@@ -49,7 +49,8 @@ def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[
     if len(ckpts) < n_last:
         raise AsrError(
             f"{exp_dir / 'checkpoints'}: {len(ckpts)} epoch checkpoints, {n_last} asked for "
-            "(train with --set train.keep_checkpoints=N to keep more)"
+            "(train with --set train.keep_checkpoints=N to keep more, or with --set train.average_last=N "
+            "to keep the mean itself, as EXP/model_avg.pt)"
         )
     best = load_bundle(exp_dir / "model.pt")
     if not isinstance(best.model, AcousticModel):
