@@ -82,13 +82,16 @@ def _paired(base: dict[int, float], other: dict[int, float]) -> str:
         return "-"
     diffs = [other[s] - base[s] for s in seeds]
     lower = sum(d < 0 for d in diffs)
-    return f"{statistics.median(diffs):+.2f} ({lower} of {len(seeds)} lower)"
+    medians = [statistics.median(values[s] for s in seeds) for values in (base, other)]
+    return (f"{statistics.median(diffs):+.2f} ({lower} of {len(seeds)} lower; "
+            f"medians on these seeds {medians[0]:.2f} -> {medians[1]:.2f})")
 
 
 def table(experiments: list[Experiment]) -> str:
     """Markdown: a row per figure; per experiment a column "median, mean (seed: value / ...)", and
     for each one after the first, the median of its per-seed differences from the first on the
-    seeds both have, with how many of them it is lower on."""
+    seeds both have, with how many of them it is lower on and both medians over those seeds (the
+    first's own column may hold more seeds)."""
     names: list[str] = []
     for exp in experiments:
         for figures in exp.figures.values():

@@ -54,10 +54,12 @@ def test_table_gives_median_mean_every_seed_and_paired_differences(tmp_path):
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[2:] if line.startswith("| ")}
     assert rows["greedy, clean"] == ["11.00, 11.00 (1234: 11.00 / 1235: 12.00 / 1236: 10.00)",
                                      "11.50, 11.50 (1234: 10.00 / 1236: 13.00)",
-                                     "+1.00 (1 of 2 lower) |"]  # 10 - 11 and 13 - 10: seeds 1234 and 1236 only
+                                     # 10 - 11 and 13 - 10: seeds 1234 and 1236 only, whose medians are 10.5 and 11.5
+                                     "+1.00 (1 of 2 lower; medians on these seeds 10.50 -> 11.50) |"]
     assert rows["beam + LM, clean"][0] == "8.00, 8.17 (1234: 8.00 / 1235: 9.50 / 1236: 7.00)"
-    assert rows["beam + LM, clean"][2] == "+0.25 (1 of 2 lower) |"
-    assert rows["beam + LM, mean of white10"][2] == f"{statistics.median([12.0 - 14.0, 16.0 - 13.0]):+.2f} (1 of 2 lower) |"
+    assert rows["beam + LM, clean"][2] == "+0.25 (1 of 2 lower; medians on these seeds 7.50 -> 7.75) |"
+    assert rows["beam + LM, mean of white10"][2] == (f"{statistics.median([12.0 - 14.0, 16.0 - 13.0]):+.2f} "
+                                                     "(1 of 2 lower; medians on these seeds 13.50 -> 14.00) |")
     assert "variant: not finished, left out: s1237" in lines
 
 
@@ -142,7 +144,8 @@ def test_seeds_script_trains_tunes_decodes_dev_and_tabulates(an4_prepared, tmp_p
     assert ("| dev WER % | tiny: median, mean (seed: value) | other: median, mean (seed: value) "
             "| other - tiny, paired: median |") in both.stdout
     greedy = json.loads((root / "s4" / "decode_dev_greedy" / "summary.json").read_text())["wer"]
-    assert f"| {greedy:.2f}, {greedy:.2f} (4: {greedy:.2f}) | +0.00 (0 of 1 lower) |" in both.stdout
+    assert (f"| {greedy:.2f}, {greedy:.2f} (4: {greedy:.2f}) | +0.00 (0 of 1 lower; "
+            f"medians on these seeds {greedy:.2f} -> {greedy:.2f}) |") in both.stdout
 
     # a decoding-only experiment: tiny's models, tuned and decoded with another LM
     bigram = tmp_path / "bigram.arpa"
