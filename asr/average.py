@@ -28,16 +28,10 @@ def average_state_dicts(states: Sequence[dict]) -> dict:
     """Element-wise mean of floating-point tensors; integer buffers (counters) from the last."""
     if not states:
         raise ValueError("nothing to average")
-    keys = states[0].keys()
-    if any(s.keys() != keys for s in states):
-        raise ValueError("checkpoints hold different parameters")
-    out = {}
-    for k in keys:
-        if states[-1][k].is_floating_point():
-            out[k] = torch.stack([s[k].float() for s in states]).mean(0).to(states[-1][k].dtype)
-        else:
-            out[k] = states[-1][k].clone()
-    return out
+    mean = RunningAverage()
+    for epoch, state in enumerate(states):
+        mean.add(state, epoch)
+    return mean.mean(states[-1])
 
 
 def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[int]]:
@@ -56,20 +50,19 @@ def average_last_epochs(exp_dir: str | Path, n_last: int) -> tuple[Bundle, list[
     if not isinstance(best.model, AcousticModel):
         raise AsrError(f"{exp_dir / 'model.pt'}: is an ensemble; average the runs of its members instead")
     chosen = ckpts[-n_last:]
-    states = []
-    for path in chosen:
-        state = load_checkpoint_file(path)
-        verify_checksum(state, str(path))
-        if state.get("tokens") != best.tokenizer.tokens:
-            raise AsrError(f"{path}: tokens differ from {exp_dir / 'model.pt'}")
-        states.append(state["model"])
-    try:
-        averaged = average_state_dicts(states)
-        model = copy.deepcopy(best.model)
-        model.load_state_dict(averaged)
-    except (ValueError, RuntimeError) as e:
-        raise AsrError(f"{exp_dir}: cannot average checkpoints ({first_line(e)})") from None
     epochs = [checkpoint_epoch(p) for p in chosen]
+    mean = RunningAverage()  # one checkpoint in memory at a time
+    try:
+        for path, epoch in zip(chosen, epochs):
+            state = load_checkpoint_file(path)
+            verify_checksum(state, str(path))
+            if state.get("tokens") != best.tokenizer.tokens:
+                raise AsrError(f"{path}: tokens differ from {exp_dir / 'model.pt'}")
+            mean.add(state["model"], epoch)
+        model = copy.deepcopy(best.model)
+        model.load_state_dict(mean.mean(model.state_dict()))
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise AsrError(f"{exp_dir}: cannot average checkpoints ({first_line(e)})") from None
     # The best epoch's dev scores do not describe the average.
     info = {k: v for k, v in best.info.items() if k not in ("epoch", "dev_wer", "dev_cer")}
     info["averaged_epochs"] = epochs

@@ -609,6 +609,8 @@ def average_epoch(run: RunState, epoch: int, log_line: Callable[[str], None]) ->
     if not run.average.epochs and epoch > first:
         log_line(f"average: it starts at epoch {epoch}, not {first} (the checkpoint resumed from holds none)")
     run.average.add(run.model.state_dict(), epoch)
+    if not (run.ctx.is_main or epoch == last):  # other ranks only join the final dev score
+        return
     model = copy.deepcopy(run.model)
     model.load_state_dict(run.average.mean(run.model.state_dict()))
     epochs = list(run.average.epochs)
