@@ -67,6 +67,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_device(args: argparse.Namespace) -> int:
+    from asr.config import load_config
+    from asr.device import autocast_dtype, pick_device
+
+    cfg = load_config(args.config, args.set)
+    device = pick_device(args.device)
+    print(f"{device.type} {'bf16' if autocast_dtype(cfg.train.precision, device) else 'float32'}")
+    return 0
+
+
 def cmd_average(args: argparse.Namespace) -> int:
     from asr.average import average_last_epochs
     from asr.checkpoint import save_bundle_object
@@ -573,6 +583,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-ms", type=int, default=100, help="with --stream: audio per chunk (default 100 ms)")
     s.add_argument("--latency", action="store_true", help="with --stream: print processing time per chunk")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("device", help="the device and precision asr train would use here (e.g. 'cpu bf16')",
+                       description="Print the torch device type and the arithmetic (bf16 autocast or float32) "
+                                   "that asr train would use on this machine with this config: train.precision "
+                                   "auto means bf16 on a GPU and on a CPU with native bf16 (AVX512-BF16, AMX), "
+                                   "float32 elsewhere. Runs compared with each other should share it.")
+    s.add_argument("--config", help="YAML file of overrides, as for asr train")
+    s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override one config field, as for asr train (repeatable)")
+    s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    s.set_defaults(func=cmd_device)
 
     s = sub.add_parser("average", help="average the weights of the last N epoch checkpoints into a bundle")
     s.add_argument("--exp", required=True, help="experiment folder written by asr train")

@@ -227,3 +227,25 @@ def test_batch_job_from_a_manifest_and_a_glob(tiny_model, tmp_path):
     files = {json.loads(line)["file"]: json.loads(line) for line in out.read_text().splitlines()}
     assert set(files) == {"one", "gone", str(tmp_path / "x1.wav"), str(tmp_path / "x2.wav")}
     assert "no such audio file" in files["gone"]["error"] and r.returncode == 1
+
+
+def test_device_says_what_training_would_use_here(tmp_path, capsys, monkeypatch):
+    """asr device: the device type and arithmetic asr train would use with this config, which
+    recipes/an4/seeds.sh keeps in an experiment's settings."""
+    import asr.device
+
+    assert main(["device", "--device", "cpu", "--set", "train.precision=fp32"]) == 0
+    assert capsys.readouterr().out == "cpu float32\n"
+    assert main(["device", "--device", "cpu", "--set", "train.precision=bf16"]) == 0
+    assert capsys.readouterr().out == "cpu bf16\n"
+    for native, want in ((True, "cpu bf16\n"), (False, "cpu float32\n")):  # auto: native bf16 or not
+        monkeypatch.setattr(asr.device, "cpu_has_bf16", lambda native=native: native)
+        assert main(["device", "--device", "cpu"]) == 0
+        assert capsys.readouterr().out == want
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  precision: fp32\n")
+    assert main(["device", "--device", "cpu", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == "cpu float32\n"
+    assert main(["device", "--set", "train.precision=fp16"]) == 1
+    err = capsys.readouterr().err
+    assert "train.precision must be one of auto, bf16, fp32" in err and err.count("\n") == 1

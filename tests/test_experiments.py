@@ -19,6 +19,19 @@ from asr.experiments import read_experiment, run_figures, table
 from asr.manifest import read_manifest, write_manifest
 from tests.conftest import REPO
 
+# A line for the stand-in asr scripts below: answer `asr device` as a CPU without native bf16 does.
+ANSWER_DEVICE = '[ "$1" != device ] || { echo "cpu float32"; exit 0; }\n'
+
+
+def asr_answering_device(tmp_path: Path, answer: str = "cpu float32") -> Path:
+    """A stand-in asr that answers `asr device` with `answer` and hands every other command to
+    the real asr: seeds.sh on this machine as on one with (or without) native bf16."""
+    wrapper = tmp_path / "asr"
+    real = Path(sys.executable).parent / "asr"
+    wrapper.write_text(f'#!/bin/sh\nif [ "$1" = device ]; then echo "{answer}"; exit 0; fi\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
 
 def fake_run(folder: Path, greedy: float, conditions: dict[str, float]) -> Path:
     (folder / "decode_dev_greedy").mkdir(parents=True)
@@ -233,6 +246,40 @@ def test_seeds_script_refuses_an_experiment_run_with_other_settings(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == ["settings.txt"]
 
 
+@pytest.mark.parametrize("answer, line", [("cpu bf16", "device: cpu, bf16"), ("cuda float32", "device: gpu, float32"),
+                                          ("cpu float32", "device: cpu"), ("cuda bf16", "device: gpu")])
+def test_seeds_script_keeps_the_arithmetic_of_the_runs_apart(tmp_path, answer, line):
+    """The settings say where and in what arithmetic the seeds train (asr device): a CPU with
+    native bf16 trains in bf16 where another trains in float32, so an experiment begun on one is
+    refused on the other instead of mixing seeds of both in one table. The user's --set reaches
+    asr device (train.precision decides it)."""
+    work = tmp_path / "an4"
+    (work / "manifests").mkdir(parents=True)
+    (work / "manifests" / "dev.jsonl").write_text("{}\n")
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "asr"  # a stand-in asr: logs `asr device` calls, writes an empty file wherever -o or --out points
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = device ]; then echo "$*" >> {log}; echo "{answer}"; exit 0; fi\n'
+                    'while [ $# -gt 0 ]; do case $1 in -o|--out) mkdir -p "$(dirname "$2")"; : > "$2" ;; esac; shift; done\n')
+    fake.chmod(0o755)
+    args = ["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "x", "--seeds", "1",
+            "--names", str(tmp_path), "--conditions", "white10", "--set", "train.precision=auto"]
+    r = subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path, env={**os.environ, "ASR": str(fake)})
+    assert r.returncode == 0, r.stderr
+    config = REPO / "recipes" / "an4" / "conf" / "train.yaml"
+    assert log.read_text().split() == ["device", "--config", str(config), "--set", "train.precision=auto"]
+    assert (work / "seeds" / "x" / "settings.txt").read_text().splitlines()[-1] == line
+    other = "cpu float32" if answer != "cpu float32" else "cpu bf16"  # the same experiment on another machine
+    fake.write_text(fake.read_text().replace(f'echo "{answer}"', f'echo "{other}"'))
+    r = subprocess.run(args[:7] + ["2"] + args[8:], capture_output=True, text=True, check=False, cwd=tmp_path,
+                       env={**os.environ, "ASR": str(fake)})
+    assert r.returncode == 2 and "run with other settings; use another --name" in r.stderr, r.stderr
+    assert not (work / "seeds" / "x" / "s2").exists()
+    fake.write_text(fake.read_text().replace(f'echo "{other}"', 'echo "tpu int4"'))
+    r = subprocess.run(args[:5] + ["y"] + args[6:], capture_output=True, text=True, check=False, cwd=tmp_path,
+                       env={**os.environ, "ASR": str(fake)})
+    assert r.returncode == 2 and "asr device printed 'tpu int4'" in r.stderr and not (work / "seeds" / "y").exists()
+
+
 def _settings_of_the_recipe(work: Path, lm_line: str) -> str:
     config = REPO / "recipes" / "an4" / "conf" / "train.yaml"
     sha = hashlib.sha256(config.read_bytes()).hexdigest()
@@ -246,7 +293,8 @@ def test_seeds_script_asks_for_names_none_to_go_on_with_a_trigram_experiment(tmp
     (work / "seeds" / "old").mkdir(parents=True)
     (work / "seeds" / "old" / "settings.txt").write_text(_settings_of_the_recipe(work, lm_line))
     r = subprocess.run(["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "old"],
-                       capture_output=True, text=True, check=False, cwd=tmp_path)
+                       capture_output=True, text=True, check=False, cwd=tmp_path,
+                       env={**os.environ, "ASR": str(asr_answering_device(tmp_path))})  # its "device: cpu"
     assert r.returncode == 2 and "add --names none" in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert sorted(p.name for p in work.iterdir()) == ["seeds"]  # refused before making the census LM
 
@@ -261,7 +309,7 @@ def test_seeds_script_stops_at_a_failing_lm_step_and_keeps_the_trigram_it_has(tm
     (work / "lm" / "3gram.arpa").write_text("the trigram other experiments used\n")
     log = tmp_path / "calls.txt"
     fake = tmp_path / "asr"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1 $2" != "lm spell" ]\n')
+    fake.write_text(f'#!/bin/sh\n{ANSWER_DEVICE}echo "$*" >> {log}\n[ "$1 $2" != "lm spell" ]\n')
     fake.chmod(0o755)
     r = subprocess.run(["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "x",
                         "--names", str(tmp_path)], capture_output=True, text=True, check=False, cwd=tmp_path,
@@ -279,7 +327,7 @@ def test_seeds_script_notes_an_experiment_compared_with_another_lms(tmp_path):
     (work / "seeds" / "base").mkdir(parents=True)
     (work / "seeds" / "base" / "settings.txt").write_text("config: 0123 (x.yaml)\nlm: 4567 (old.arpa)\n")
     fake = tmp_path / "asr"  # a stand-in asr that writes an empty file wherever -o or --out points
-    fake.write_text('#!/bin/sh\nwhile [ $# -gt 0 ]; do case $1 in -o|--out) mkdir -p "$(dirname "$2")"; '
+    fake.write_text(f'#!/bin/sh\n{ANSWER_DEVICE}while [ $# -gt 0 ]; do case $1 in -o|--out) mkdir -p "$(dirname "$2")"; '
                     ': > "$2" ;; esac; shift; done\n')
     fake.chmod(0o755)
     args = ["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "x", "--seeds", "1",
@@ -303,7 +351,7 @@ def test_seeds_script_decodes_the_average_of_the_last_epochs(tmp_path):
     (work / "manifests" / "dev.jsonl").write_text("{}\n")
     log = tmp_path / "calls.txt"
     fake = tmp_path / "asr"  # a stand-in asr: logs its arguments, writes an empty file wherever -o or --out points
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\nwhile [ $# -gt 0 ]; do case $1 in -o|--out) '
+    fake.write_text(f'#!/bin/sh\n{ANSWER_DEVICE}echo "$*" >> {log}\nwhile [ $# -gt 0 ]; do case $1 in -o|--out) '
                     'mkdir -p "$(dirname "$2")"; : > "$2" ;; esac; shift; done\n')
     fake.chmod(0o755)
     args = ["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "swa", "--seeds", "7",

@@ -15,8 +15,9 @@
 # Runs go to WORK/seeds/NAME/s<SEED>/ (WORK: default data/an4); an interrupted run resumes and a
 # finished one (s<SEED>/.done) is skipped, so the same command completes an experiment or adds
 # seeds to it, across sessions. The experiment's settings (the config file's content, --set,
-# --conditions, GPU or CPU) are kept in WORK/seeds/NAME/settings.txt: a later call with other
-# settings is refused, so one table never mixes them. The table goes to WORK/seeds/NAME/table.md.
+# --conditions, GPU or CPU and bf16 or float32 as asr device says) are kept in
+# WORK/seeds/NAME/settings.txt: a later call with other settings is refused, so one table never
+# mixes them. The table goes to WORK/seeds/NAME/table.md.
 # What the runs need and WORK lacks is made first: run.sh's manifests (--source as for run.sh),
 # LM (--names as for run.sh, census by default; made once in WORK/lm) and dev copies under the
 # conditions. Experiments from before 2026-11-28 (the recipe's trigram) go on with --names none.
@@ -109,8 +110,18 @@ models_of_model=model.pt  # what --models-of decodes: the model that experiment 
 if [ -n "$models_of" ] && grep -q '^average: ' "$work/seeds/$models_of/settings.txt" 2> /dev/null; then
   models_of_model=model_avg.pt
 fi
-device=cpu
-if nvidia-smi -L > /dev/null 2>&1; then device=gpu; fi  # train.precision auto: bf16 there, float32 on most CPUs
+# Where the runs train and in what arithmetic (asr device; train.precision auto: bf16 on a GPU and
+# on a CPU with native bf16, float32 on other CPUs). "cpu" (float32) and "gpu" (bf16) as in settings
+# written before 2026-11-28; ", bf16" or ", float32" is added to the others, so that seeds trained in
+# different arithmetic never share an experiment (a seed resumed on another machine, say).
+probe=$("$asr" device --config "$config" ${sets[@]+"${sets[@]}"}) || exit 2
+case $probe in
+  "cpu float32") device=cpu ;;
+  "cuda bf16") device=gpu ;;
+  "cpu bf16") device="cpu, bf16" ;;
+  "cuda float32") device="gpu, float32" ;;
+  *) die "asr device printed '$probe', not a device and a precision" ;;
+esac
 if [ -n "$models_of" ]; then
   trained="models of: $models_of"
 else
@@ -168,7 +179,7 @@ done
 mkdir -p "$root"
 [ -f "$root/settings.txt" ] || printf '%s\n' "$settings" > "$root/settings.txt"
 
-if [ "$parallel" -gt 1 ] && [ -z "${OMP_NUM_THREADS:-}" ] && [ "$device" = cpu ]; then
+if [ "$parallel" -gt 1 ] && [ -z "${OMP_NUM_THREADS:-}" ] && [ "${device%%,*}" = cpu ]; then
   cores=$(nproc)  # a CPU: runs at once share its cores
   export OMP_NUM_THREADS=$(( cores / parallel > 0 ? cores / parallel : 1 ))
 fi
