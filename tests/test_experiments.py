@@ -23,6 +23,16 @@ from tests.conftest import REPO
 ANSWER_DEVICE = '[ "$1" != device ] || { echo "cpu float32"; exit 0; }\n'
 
 
+def stand_in_asr(tmp_path: Path, head: str = ANSWER_DEVICE) -> Path:
+    """A stand-in asr for seeds.sh: runs the shell lines `head`, then writes an empty file
+    wherever -o or --out points."""
+    fake = tmp_path / "asr"
+    fake.write_text(f'#!/bin/sh\n{head}while [ $# -gt 0 ]; do case $1 in -o|--out) mkdir -p "$(dirname "$2")"; '
+                    ': > "$2" ;; esac; shift; done\n')
+    fake.chmod(0o755)
+    return fake
+
+
 def asr_answering_device(tmp_path: Path, answer: str = "cpu float32") -> Path:
     """A stand-in asr that answers `asr device` with `answer` and hands every other command to
     the real asr: seeds.sh on this machine as on one with (or without) native bf16."""
@@ -257,10 +267,7 @@ def test_seeds_script_keeps_the_arithmetic_of_the_runs_apart(tmp_path, answer, l
     (work / "manifests").mkdir(parents=True)
     (work / "manifests" / "dev.jsonl").write_text("{}\n")
     log = tmp_path / "calls.txt"
-    fake = tmp_path / "asr"  # a stand-in asr: logs `asr device` calls, writes an empty file wherever -o or --out points
-    fake.write_text(f'#!/bin/sh\nif [ "$1" = device ]; then echo "$*" >> {log}; echo "{answer}"; exit 0; fi\n'
-                    'while [ $# -gt 0 ]; do case $1 in -o|--out) mkdir -p "$(dirname "$2")"; : > "$2" ;; esac; shift; done\n')
-    fake.chmod(0o755)
+    fake = stand_in_asr(tmp_path, f'if [ "$1" = device ]; then echo "$*" >> {log}; echo "{answer}"; exit 0; fi\n')
     args = ["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "x", "--seeds", "1",
             "--names", str(tmp_path), "--conditions", "white10", "--set", "train.precision=auto"]
     r = subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path, env={**os.environ, "ASR": str(fake)})
@@ -326,10 +333,7 @@ def test_seeds_script_notes_an_experiment_compared_with_another_lms(tmp_path):
     (work / "manifests" / "dev.jsonl").write_text("{}\n")
     (work / "seeds" / "base").mkdir(parents=True)
     (work / "seeds" / "base" / "settings.txt").write_text("config: 0123 (x.yaml)\nlm: 4567 (old.arpa)\n")
-    fake = tmp_path / "asr"  # a stand-in asr that writes an empty file wherever -o or --out points
-    fake.write_text(f'#!/bin/sh\n{ANSWER_DEVICE}while [ $# -gt 0 ]; do case $1 in -o|--out) mkdir -p "$(dirname "$2")"; '
-                    ': > "$2" ;; esac; shift; done\n')
-    fake.chmod(0o755)
+    fake = stand_in_asr(tmp_path)
     args = ["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "x", "--seeds", "1",
             "--names", str(tmp_path), "--conditions", "white10", "--against", "base"]
     r = subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path, env={**os.environ, "ASR": str(fake)})
@@ -350,10 +354,7 @@ def test_seeds_script_decodes_the_average_of_the_last_epochs(tmp_path):
     (work / "manifests").mkdir(parents=True)
     (work / "manifests" / "dev.jsonl").write_text("{}\n")
     log = tmp_path / "calls.txt"
-    fake = tmp_path / "asr"  # a stand-in asr: logs its arguments, writes an empty file wherever -o or --out points
-    fake.write_text(f'#!/bin/sh\n{ANSWER_DEVICE}echo "$*" >> {log}\nwhile [ $# -gt 0 ]; do case $1 in -o|--out) '
-                    'mkdir -p "$(dirname "$2")"; : > "$2" ;; esac; shift; done\n')
-    fake.chmod(0o755)
+    fake = stand_in_asr(tmp_path, f'{ANSWER_DEVICE}echo "$*" >> {log}\n')  # logs its arguments
     args = ["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "swa", "--seeds", "7",
             "--names", str(tmp_path), "--conditions", "white10", "--set", "train.final_lr_ratio=0.1"]
     r = subprocess.run(args + ["--average", "3"], capture_output=True, text=True, check=False, cwd=tmp_path,
