@@ -476,7 +476,8 @@ def check_replicas(run: RunState) -> None:
 def validate(run: RunState, model: AcousticModel | None = None) -> tuple[Summary, float]:
     """Greedy WER/CER on the dev set and the mean dev CTC loss per utterance of `model` (the
     run's own by default); each rank decodes its share, rank 0 scores them all."""
-    hyps, dev_loss = decode_dataset(run.model if model is None else model, run.dev_data, GreedyDecoder(run.tokenizer), run.device)
+    model = run.model if model is None else model
+    hyps, dev_loss = decode_dataset(model, run.dev_data, GreedyDecoder(run.tokenizer), run.device)
     shares = run.ctx.gather((hyps, dev_loss * len(run.dev_data)))
     all_hyps = {uid: h for share, _ in shares for uid, h in share.items()}
     return score_hypotheses(run.dev_utts, all_hyps), sum(loss for _, loss in shares) / max(len(run.dev_utts), 1)
