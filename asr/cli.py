@@ -18,6 +18,7 @@ from asr.conditions import CONDITIONS
 from asr.config import apply_overrides
 from asr.corpora import CORPORA, corpus_module
 from asr.errors import AsrError
+from asr.experiments import SPLITS
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -245,7 +246,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     from asr.atomic import write_text_atomic
     from asr.experiments import read_experiment, table
 
-    text = table([read_experiment(folder) for folder in args.experiments])
+    text = table([read_experiment(folder, args.split) for folder in args.experiments], args.split)
     if args.out:
         write_text_atomic(args.out, text)
     sys.stdout.write(text)
@@ -667,6 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("experiments", help="dev figures of multi-seed experiments side by side (recipes/an4/seeds.sh)")
     s.add_argument("experiments", nargs="+", metavar="FOLDER", help="experiment folders, each holding s<SEED>/ runs")
+    s.add_argument("--split", choices=SPLITS, default="dev",
+                   help="dev (default), or test: the final system's report (seeds.sh --test decodes it, once)")
     s.add_argument("--out", help="also write the table to this file")
     s.set_defaults(func=cmd_experiments)
 

@@ -9,8 +9,10 @@ that a choice rests on every seed, not on one:
 
     asr experiments data/an4/seeds/base data/an4/seeds/tm4 [--out table.md]
 
-A run without `.done` (training, or failed) is left out and named under the table. Only dev is
-read: test is decoded once per final system, not while choosing.
+A run without `.done` (training, or failed) is left out and named under the table. Dev is read
+unless `split="test"` (`--split test`): the final system's report, from the `decode_test_greedy`
+and `conditions_test` reports that `seeds.sh --test` writes once per seed (`.done_test`). Test is
+decoded once per final system, not while choosing.
 """
 
 from __future__ import annotations
@@ -33,14 +35,18 @@ class Experiment:
     incomplete: list[str] = field(default_factory=list)  # runs not finished (no .done)
 
 
-def run_figures(run: Path) -> dict[str, float]:
-    """One finished run's dev WERs: greedy, beam + LM clean and per condition, and the mean over the
-    conditions. AsrError when a report is missing or does not parse."""
+SPLITS = ("dev", "test")
+DONE = {"dev": ".done", "test": ".done_test"}  # a run's mark that all of its reports on the split are there
+
+
+def run_figures(run: Path, split: str = "dev") -> dict[str, float]:
+    """One finished run's WERs on `split`: greedy, beam + LM clean and per condition, and the mean
+    over the conditions. AsrError when a report is missing or does not parse."""
     figures: dict[str, float] = {}
     try:
-        greedy = json.loads((run / "decode_dev_greedy" / "summary.json").read_text())
+        greedy = json.loads((run / f"decode_{split}_greedy" / "summary.json").read_text())
         figures["greedy, clean"] = float(greedy["wer"])
-        rows = json.loads((run / "conditions_dev" / "conditions.json").read_text())["conditions"]
+        rows = json.loads((run / f"conditions_{split}" / "conditions.json").read_text())["conditions"]
         for row in rows:
             figures[f"beam + LM, {row['condition']}"] = float(row["wer"])
         degraded = {row["condition"]: float(row["wer"]) for row in rows if row["condition"] != "clean"}
@@ -53,7 +59,8 @@ def run_figures(run: Path) -> dict[str, float]:
     return figures
 
 
-def read_experiment(folder: str | Path) -> Experiment:
+def read_experiment(folder: str | Path, split: str = "dev") -> Experiment:
+    """The runs of one experiment folder on `split`; a run not finished there is named, not read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise AsrError(f"{folder}: no such experiment folder")
@@ -62,8 +69,8 @@ def read_experiment(folder: str | Path) -> Experiment:
         m = RUN_NAME.match(run.name)
         if not (m and run.is_dir()):
             continue
-        if (run / ".done").is_file():
-            exp.figures[int(m.group(1))] = run_figures(run)
+        if (run / DONE[split]).is_file():
+            exp.figures[int(m.group(1))] = run_figures(run, split)
         else:
             exp.incomplete.append(run.name)
     return exp
@@ -87,7 +94,7 @@ def _paired(base: dict[int, float], other: dict[int, float]) -> str:
             f"medians on these seeds {medians[0]:.2f} -> {medians[1]:.2f})")
 
 
-def table(experiments: list[Experiment]) -> str:
+def table(experiments: list[Experiment], split: str = "dev") -> str:
     """Markdown: a row per figure; per experiment a column "median, mean (seed: value / ...)", and
     for each one after the first, the median of its per-seed differences from the first on the
     seeds both have, with how many of them it is lower on and both medians over those seeds (the
@@ -99,12 +106,13 @@ def table(experiments: list[Experiment]) -> str:
     first = experiments[0]
     header = [f"{e.name}: median, mean (seed: value)" for e in experiments]
     header += [f"{e.name} - {first.name}, paired: median" for e in experiments[1:]]
-    lines = ["| dev WER % | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    lines = [f"| {split} WER % | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
     for name in names:
         values = [{s: f[name] for s, f in e.figures.items() if name in f} for e in experiments]
         cells = [_cell(v) for v in values] + [_paired(values[0], v) for v in values[1:]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for exp in experiments:
         if exp.incomplete:
-            lines.append(f"\n{exp.name}: not finished, left out: {', '.join(exp.incomplete)}")
+            what = "not finished" if split == "dev" else "not decoded on test"
+            lines.append(f"\n{exp.name}: {what}, left out: {', '.join(exp.incomplete)}")
     return "\n".join(lines) + "\n"

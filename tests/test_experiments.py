@@ -15,7 +15,7 @@ import pytest
 from asr.errors import AsrError
 from asr.checkpoint import load_bundle
 from asr.cli import main
-from asr.experiments import read_experiment, run_figures, table
+from asr.experiments import DONE, read_experiment, run_figures, table
 from asr.manifest import read_manifest, write_manifest
 from tests.conftest import REPO
 
@@ -43,13 +43,13 @@ def asr_answering_device(tmp_path: Path, answer: str = "cpu float32") -> Path:
     return wrapper
 
 
-def fake_run(folder: Path, greedy: float, conditions: dict[str, float]) -> Path:
-    (folder / "decode_dev_greedy").mkdir(parents=True)
-    (folder / "decode_dev_greedy" / "summary.json").write_text(json.dumps({"wer": greedy, "n_sentences": 92}))
-    (folder / "conditions_dev").mkdir()
+def fake_run(folder: Path, greedy: float, conditions: dict[str, float], split: str = "dev") -> Path:
+    (folder / f"decode_{split}_greedy").mkdir(parents=True)
+    (folder / f"decode_{split}_greedy" / "summary.json").write_text(json.dumps({"wer": greedy, "n_sentences": 92}))
+    (folder / f"conditions_{split}").mkdir()
     rows = [{"condition": c, "wer": w, "utterances": 92} for c, w in conditions.items()]
-    (folder / "conditions_dev" / "conditions.json").write_text(json.dumps({"title": "t", "conditions": rows}))
-    (folder / ".done").touch()
+    (folder / f"conditions_{split}" / "conditions.json").write_text(json.dumps({"title": "t", "conditions": rows}))
+    (folder / DONE[split]).touch()
     return folder
 
 
@@ -108,6 +108,23 @@ def test_cli_writes_the_table_it_prints(tmp_path, capsys):
     assert out == (tmp_path / "table.md").read_text() and "| beam + LM, white10 | 14.00, 14.00 (7: 14.00) |" in out
 
 
+def test_the_test_split_reads_only_the_runs_decoded_on_test(tmp_path, capsys):
+    """--split test: the final system's report, from the seeds that seeds.sh --test decoded."""
+    exp = tmp_path / "base"
+    fake_run(exp / "s1", 10.0, {"clean": 8.0, "white10": 14.0})  # finished on dev, not decoded on test
+    fake_run(exp / "s2", 12.0, {"clean": 9.0, "white10": 15.0})
+    fake_run(exp / "s2", 9.0, {"clean": 6.0, "white10": 12.0}, split="test")
+    assert read_experiment(exp).figures[2]["greedy, clean"] == 12.0  # dev, as before
+    on_test = read_experiment(exp, "test")
+    assert on_test.figures == {2: {"greedy, clean": 9.0, "beam + LM, clean": 6.0, "beam + LM, white10": 12.0,
+                                   "beam + LM, mean of white10": 12.0}}
+    assert on_test.incomplete == ["s1"]
+    assert main(["experiments", str(exp), "--split", "test"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| test WER % | base: median, mean (seed: value) |"
+    assert "| beam + LM, clean | 6.00, 6.00 (2: 6.00) |" in lines and "base: not decoded on test, left out: s1" in lines
+
+
 TINY = """
 model: {rnn_type: gru, n_layers: 1, hidden_size: 32, conv_channels: 4}
 train: {epochs: 1, max_batch_frames: 20000}
@@ -119,7 +136,7 @@ decode: {beam_size: 4, candidates: 3}
 def test_seeds_script_trains_tunes_decodes_dev_and_tabulates(an4_prepared, tmp_path):
     work = tmp_path / "an4"
     (work / "manifests").mkdir(parents=True)
-    for split, n in (("train", 120), ("dev", 12)):  # a slice: the script's steps, not a model
+    for split, n in (("train", 120), ("dev", 12), ("test", 12)):  # a slice: the script's steps, not a model
         write_manifest(read_manifest(an4_prepared / "manifests" / f"{split}.jsonl")[:n],
                        work / "manifests" / f"{split}.jsonl")
     (tmp_path / "tiny.yaml").write_text(TINY)
@@ -185,6 +202,17 @@ def test_seeds_script_trains_tunes_decodes_dev_and_tabulates(an4_prepared, tmp_p
     settings = (work / "seeds" / "lm2" / "settings.txt").read_text()
     assert "models of: tiny" in settings and "lm: " in settings and "config:" not in settings
     assert "| lm2: median, mean (seed: value) |" in lm2.stdout
+    # the final report: tiny's seeds decoded on test, once each
+    reported = seeds("--name", "tiny", "--seeds", "3 4", "--test")
+    assert reported.returncode == 0, reported.stderr[-2000:]
+    for seed in (3, 4):
+        run = root / f"s{seed}"
+        assert (run / ".done_test").is_file()
+        assert json.loads((run / "decode_test_greedy" / "summary.json").read_text())["n_sentences"] == 12
+        rows = json.loads((run / "conditions_test" / "conditions.json").read_text())["conditions"]
+        assert [(r["condition"], r["utterances"]) for r in rows] == [("clean", 12), ("white10", 12)]
+    assert reported.stdout.endswith((root / "test_table.md").read_text())
+    assert "| test WER % | tiny: median, mean (seed: value) |" in reported.stdout
     trigram_line = f"lm: {hashlib.sha256((work / 'lm' / '3gram.arpa').read_bytes()).hexdigest()} ({work}/lm/3gram.arpa)"
     assert trigram_line in (root / "settings.txt").read_text().splitlines()
     # settings written before --lm existed (no lm line) were the trigram's: still accepted
@@ -392,3 +420,53 @@ def test_seeds_script_decodes_the_average_of_the_last_epochs(tmp_path):
                          cwd=tmp_path, env={**os.environ, "ASR": str(fake)})
     assert lm2.returncode == 0, lm2.stderr
     assert os.readlink(work / "seeds" / "swa_lm2" / "s7" / "model.pt") == "../../swa/s7/model_avg.pt"
+
+
+def test_seeds_script_decodes_finished_seeds_on_test_once(tmp_path):
+    """--test: nothing is trained or tuned; each finished seed's model is decoded on test (greedy,
+    then its tuned bundle clean and under the conditions), once; a failed decode leaves the seed
+    undecoded; an unfinished seed or an unknown experiment is refused."""
+    work = tmp_path / "an4"
+    (work / "manifests").mkdir(parents=True)
+    for split in ("dev", "test"):
+        (work / "manifests" / f"{split}.jsonl").write_text("{}\n")
+    log = tmp_path / "calls.txt"
+    fail = tmp_path / "fail"  # while it exists, the stand-in's greedy decode of test fails
+    fake = stand_in_asr(tmp_path, f'{ANSWER_DEVICE}echo "$*" >> {log}\n'
+                                  f'case "$*" in *test.jsonl*decode.method=greedy*) [ ! -e {fail} ] || exit 3 ;; esac\n')
+    args = ["bash", str(REPO / "recipes" / "an4" / "seeds.sh"), "--work", str(work), "--name", "base", "--seeds", "7",
+            "--names", str(tmp_path), "--conditions", "white10"]
+
+    def seeds_sh(*extra):
+        return subprocess.run(args + list(extra), capture_output=True, text=True, check=False, cwd=tmp_path,
+                              env={**os.environ, "ASR": str(fake)})
+
+    r = seeds_sh("--name", "other", "--test")
+    assert r.returncode == 2 and "seeds/other: no such experiment (--test" in r.stderr, r.stderr
+    assert seeds_sh().returncode == 0  # trains seed 7 (the stand-in), decodes dev
+    r = seeds_sh("--seeds", "7 8", "--test")
+    assert r.returncode == 2 and "seeds/base/s8: not a finished seed (--test" in r.stderr, r.stderr
+    exp = work / "seeds" / "base" / "s7"
+    log.write_text("")
+    fail.touch()
+    r = seeds_sh("--test")
+    assert r.returncode == 2 and "seed 7: the test decode failed" in r.stderr, r.stderr
+    assert not (exp / ".done_test").exists()
+    fail.unlink()
+    log.write_text("")
+    r = seeds_sh("--test")
+    assert r.returncode == 0, r.stderr
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert not [c for c in calls if c[0] in ("train", "tune", "prepare")]
+    test_manifest = str(work / "manifests" / "test.jsonl")
+    assert ["evaluate", "--model", str(exp / "model.pt"), "--manifest", test_manifest, "--out",
+            str(exp / "decode_test_greedy"), "--set", "decode.method=greedy"] in calls
+    assert ["evaluate", "--model", str(exp / "model_lm.pt"), "--manifest", test_manifest, "--out",
+            str(exp / "conditions_test"), "--condition", f"white10={work}/conditions/test.white10.jsonl"] in calls
+    assert calls[-1] == ["experiments", "--split", "test", str(work / "seeds" / "base"), "--out",
+                         str(work / "seeds" / "base" / "test_table.md")]
+    assert (exp / ".done_test").is_file()
+    log.write_text("")
+    r = seeds_sh("--test")  # again: the table only
+    assert r.returncode == 0 and "seed 7: decoded on test before, not again" in r.stdout, r.stderr
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["experiments"]

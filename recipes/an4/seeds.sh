@@ -2,15 +2,15 @@
 # A dev-only experiment: the AN4 recipe's model, or a variant of it (--set), trained with several
 # seeds, several at once; each is tuned on dev and decoded on dev, greedy and beam + LM, clean and
 # under the recording conditions, as run.sh decodes its model. Then a table of each seed's dev WERs,
-# their median and mean, and each other experiment's paired difference (--against). Test is never
-# decoded here: choices are made on dev over several seeds, and test is decoded once for the
-# system chosen (recipes/an4/RESULTS.md).
+# their median and mean, and each other experiment's paired difference (--against). Test is not
+# decoded while choosing: choices are made on dev over several seeds, and test is decoded once for
+# the system chosen (--test, below; recipes/an4/RESULTS.md).
 #
 #   bash recipes/an4/seeds.sh --name NAME [--seeds "1234 1235 1236"] [--parallel N] [--work DIR]
 #                             [--config YAML] [--set KEY=VALUE ...] [--against NAME ...]
 #                             [--conditions "white20 white10 ..."] [--source PATH]
 #                             [--lm ARPA] [--models-of NAME] [--names census|DIR|none]
-#                             [--average N]
+#                             [--average N] [--test]
 #
 # Runs go to WORK/seeds/NAME/s<SEED>/ (WORK: default data/an4); an interrupted run resumes and a
 # finished one (s<SEED>/.done) is skipped, so the same command completes an experiment or adds
@@ -27,6 +27,12 @@
 # --average N: decode, for each seed, the mean of its last N epochs' weights (sS/model_avg.pt, kept
 # while training: train.average_last=N) instead of its best epoch. A seed trained before that
 # option (2026-11-28) kept N checkpoints, and its model_avg.pt is made from them (asr average).
+# --test: the experiment's final report, for a system chosen on dev: train nothing; decode test
+# (greedy; beam + LM clean and under the conditions, as run.sh does) for each given seed, which must
+# be finished, into sS/decode_test_greedy and sS/conditions_test, and tabulate the seeds
+# (WORK/seeds/NAME/test_table.md, asr experiments --split test). The same options as the runs
+# (their settings are checked as for training). A seed is decoded on test once (sS/.done_test);
+# later calls only tabulate. Never use test to choose: that is what dev is for (RESULTS.md).
 # --parallel N: N seeds train at once. On a GPU they share it (on an H200, AN4 epochs took 1.3-1.7 s
 # alone or two at a time, 5-7 s eight at a time); on a CPU the cores are split between them
 # (OMP_NUM_THREADS, unless set), which changes rounding, not the model: run.sh uses all cores.
@@ -41,7 +47,7 @@ work=data/an4
 config=$here/conf/train.yaml
 source=${ASR_AN4_SOURCE:-}
 conditions="white20 white10 white5 reverb band8k"
-name="" seeds="1234 1235 1236" parallel=1
+name="" seeds="1234 1235 1236" parallel=1 test=""
 sets=() against=() lm="" models_of="" names="" names_given="" average=""  # names: census unless given
 . "$here/../lib.sh"  # $asr, and run.sh's decoding steps: evaluate_splits, evaluate_conditions
 . "$here/lm.sh"  # the recipe's LM: an4_lm_path, build_an4_lm
@@ -49,6 +55,7 @@ die() { echo "an4/seeds.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     -h|--help) sed -n '2,/^set /p' "$0" | sed '$d'; exit 0 ;;
+    --test) test=1; shift; continue ;;
     --name|--seeds|--parallel|--work|--config|--source|--conditions|--set|--against|--lm|--models-of|--names|--average)
       [ $# -ge 2 ] && [ "${2#--}" = "$2" ] || die "$1 needs a value" ;;
     *) die "unknown option $1" ;;
@@ -106,6 +113,12 @@ if [ -n "$models_of" ]; then
 fi
 
 root=$work/seeds/$name
+if [ -n "$test" ]; then
+  [ -f "$root/settings.txt" ] || die "$root: no such experiment (--test reports the seeds it has trained)"
+  for s in $seeds; do
+    [ -f "$root/s$s/.done" ] || die "$root/s$s: not a finished seed (--test decodes finished seeds only)"
+  done
+fi
 models_of_model=model.pt  # what --models-of decodes: the model that experiment decoded
 if [ -n "$models_of" ] && grep -q '^average: ' "$work/seeds/$models_of/settings.txt" 2> /dev/null; then
   models_of_model=model_avg.pt
@@ -172,9 +185,11 @@ if [ -z "$models_of" ]; then  # a paired table of two LMs mixes the LM into ever
       echo "an4/seeds.sh: note: $other was decoded with another LM (${other_lm#lm: }); its beam + LM differences include the LM's" >&2
   done
 fi
+split=dev
+[ -z "$test" ] || split=test
 for c in $conditions; do
-  copy=$work/conditions/dev.$c.jsonl
-  [ -f "$copy" ] || "$asr" degrade --manifest "$manifests/dev.jsonl" --condition "$c" --out "$copy"
+  copy=$work/conditions/$split.$c.jsonl
+  [ -f "$copy" ] || "$asr" degrade --manifest "$manifests/$split.jsonl" --condition "$c" --out "$copy"
 done
 mkdir -p "$root"
 [ -f "$root/settings.txt" ] || printf '%s\n' "$settings" > "$root/settings.txt"
@@ -213,6 +228,32 @@ one_seed() {
   evaluate_conditions dev "$exp/model_lm.pt"  # -> conditions_dev: clean and each condition
   touch "$exp/.done"
 }
+
+# test_seed S: the finished seed's model (as one_seed decoded it) and its tuned bundle decoded on
+# test: greedy, then beam + LM clean and under the conditions (run.sh's stages 2, 5 and 11, test
+# only); sS/.done_test when all of it is there. Its output is added to sS.log.
+test_seed() {
+  local exp=$root/s$1 model=$root/s$1/model.pt
+  [ -z "$average" ] || model=$exp/model_avg.pt
+  evaluate_splits "$model" greedy test --set decode.method=greedy  # -> decode_test_greedy
+  evaluate_conditions test "$exp/model_lm.pt"  # -> conditions_test: clean and each condition
+  touch "$exp/.done_test"
+}
+
+if [ -n "$test" ]; then
+  for s in $seeds; do
+    if [ -f "$root/s$s/.done_test" ]; then
+      echo "== seed $s: decoded on test before, not again"
+      continue
+    fi
+    echo "== seed $s: test (log: $root/s$s.log)"
+    test_seed "$s" >> "$root/s$s.log" 2>&1 &  # in the background: set -e holds inside (not after ||)
+    wait $! || die "seed $s: the test decode failed: see $root/s$s.log"
+  done
+  folders=()
+  for other in ${against[@]+"${against[@]}"}; do folders+=("$work/seeds/$other"); done
+  exec "$asr" experiments --split test ${folders[@]+"${folders[@]}"} "$root" --out "$root/test_table.md"
+fi
 
 started=$(date +%s)
 declare -A running=()  # pid -> seed
