@@ -32,7 +32,7 @@ RUN_NAME = re.compile(r"^s(\d+)$")
 class Experiment:
     name: str
     figures: dict[int, dict[str, float]] = field(default_factory=dict)  # seed -> figure -> WER %
-    incomplete: list[str] = field(default_factory=list)  # runs not finished (no .done)
+    incomplete: list[str] = field(default_factory=list)  # runs not finished on the split (no DONE mark)
 
 
 SPLITS = ("dev", "test")
