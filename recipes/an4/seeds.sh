@@ -233,13 +233,16 @@ one_seed() {
 # test: greedy, then beam + LM clean and under the conditions (run.sh's stages 2, 5 and 11, test
 # only); sS/.done_test when all of it is there. Its output is added to sS.log.
 test_seed() {
-  local exp=$root/s$1 model=$root/s$1/model.pt
+  local exp=$root/s$1
+  local model=$exp/model.pt
   [ -z "$average" ] || model=$exp/model_avg.pt
   evaluate_splits "$model" greedy test --set decode.method=greedy  # -> decode_test_greedy
   evaluate_conditions test "$exp/model_lm.pt"  # -> conditions_test: clean and each condition
   touch "$exp/.done_test"
 }
 
+folders=()  # the experiments tabulated beside this one
+for other in ${against[@]+"${against[@]}"}; do folders+=("$work/seeds/$other"); done
 if [ -n "$test" ]; then
   for s in $seeds; do
     if [ -f "$root/s$s/.done_test" ]; then
@@ -250,8 +253,6 @@ if [ -n "$test" ]; then
     test_seed "$s" >> "$root/s$s.log" 2>&1 &  # in the background: set -e holds inside (not after ||)
     wait $! || die "seed $s: the test decode failed: see $root/s$s.log"
   done
-  folders=()
-  for other in ${against[@]+"${against[@]}"}; do folders+=("$work/seeds/$other"); done
   exec "$asr" experiments --split test ${folders[@]+"${folders[@]}"} "$root" --out "$root/test_table.md"
 fi
 
@@ -280,7 +281,5 @@ done
 while [ "${#running[@]}" -gt 0 ]; do finish_one; done
 [ -z "$ran" ] || echo "seeds$ran: $(( $(date +%s) - started ))s, $parallel at once" | tee -a "$root/times.txt"
 
-folders=()
-for other in ${against[@]+"${against[@]}"}; do folders+=("$work/seeds/$other"); done
 "$asr" experiments ${folders[@]+"${folders[@]}"} "$root" --out "$root/table.md"
 exit "$failed"
